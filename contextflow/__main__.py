@@ -1,0 +1,3 @@
+from contextflow.cli import main
+
+main()

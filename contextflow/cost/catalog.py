@@ -1,0 +1,123 @@
+"""The model catalog: prices and context windows from litellm's bundled map, plus custom models.
+
+litellm's map is read offline (``LITELLM_LOCAL_MODEL_COST_MAP`` is set by ``contextflow``), so
+prices are those of the installed litellm release. Models litellm does not know (local or
+self-hosted ones) are declared with :func:`register_model` or a pipeline's ``models:`` section.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import contextflow  # noqa: F401  (offline env before litellm)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    provider: str
+    input_cost_per_token: float
+    output_cost_per_token: float
+    max_input_tokens: int
+    max_output_tokens: int
+    quality: float | None = None
+    custom: bool = False
+
+    def cost(self, input_tokens: int, output_tokens: int) -> float:
+        return input_tokens * self.input_cost_per_token + output_tokens * self.output_cost_per_token
+
+
+class UnknownModelError(KeyError):
+    def __init__(self, name: str, suggestions: list[str]) -> None:
+        self.name = name
+        self.suggestions = suggestions
+        hint = f" Did you mean {', '.join(suggestions)}?" if suggestions else ""
+        super().__init__(
+            f"unknown model '{name}': litellm's bundled price map does not list it.{hint} "
+            "Declare it under 'models:' in the pipeline or with contextflow.cost.register_model()."
+        )
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+_custom: dict[str, ModelInfo] = {}
+_lock = threading.Lock()
+
+
+@lru_cache(maxsize=1)
+def _litellm_map() -> dict[str, dict[str, Any]]:
+    import litellm
+
+    return {k: v for k, v in litellm.model_cost.items() if k != "sample_spec" and isinstance(v, dict)}
+
+
+def _provider_of(name: str, entry: dict[str, Any] | None) -> str:
+    if entry and entry.get("litellm_provider"):
+        return str(entry["litellm_provider"])
+    return name.split("/", 1)[0] if "/" in name else "unknown"
+
+
+def register_model(
+    name: str,
+    *,
+    input_cost_per_token: float = 0.0,
+    output_cost_per_token: float = 0.0,
+    max_input_tokens: int = 8192,
+    max_output_tokens: int = 2048,
+    quality: float | None = None,
+    provider: str | None = None,
+) -> ModelInfo:
+    """Declare a model unknown to litellm (a local model costs 0 by default)."""
+    info = ModelInfo(
+        name=name,
+        provider=provider or _provider_of(name, None),
+        input_cost_per_token=input_cost_per_token,
+        output_cost_per_token=output_cost_per_token,
+        max_input_tokens=max_input_tokens,
+        max_output_tokens=max_output_tokens,
+        quality=quality,
+        custom=True,
+    )
+    with _lock:
+        _custom[name] = info
+    return info
+
+
+def known_model_names() -> list[str]:
+    return sorted(set(_litellm_map()) | set(_custom))
+
+
+def lookup(name: str) -> ModelInfo | None:
+    """The model's info, or None when neither litellm nor a declaration knows it."""
+    if name in _custom:
+        return _custom[name]
+    table = _litellm_map()
+    entry = table.get(name)
+    if entry is None and "/" in name:
+        entry = table.get(name.split("/", 1)[1])
+    if entry is None:
+        return None
+    max_in = entry.get("max_input_tokens") or entry.get("max_tokens") or 8192
+    max_out = entry.get("max_output_tokens") or entry.get("max_tokens") or 4096
+    return ModelInfo(
+        name=name,
+        provider=_provider_of(name, entry),
+        input_cost_per_token=float(entry.get("input_cost_per_token") or 0.0),
+        output_cost_per_token=float(entry.get("output_cost_per_token") or 0.0),
+        max_input_tokens=int(max_in),
+        max_output_tokens=int(max_out),
+    )
+
+
+def get(name: str) -> ModelInfo:
+    """The model's info; raises :class:`UnknownModelError` with did-you-mean suggestions."""
+    info = lookup(name)
+    if info is None:
+        import difflib
+
+        raise UnknownModelError(name, difflib.get_close_matches(name, known_model_names(), n=3))
+    return info

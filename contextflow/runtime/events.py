@@ -1,0 +1,188 @@
+"""Events the scheduler emits; tracing, the run view and the viewer consume them.
+
+The engine never prints: everything a person or a store may want to know about a run leaves
+the scheduler as one of these values, delivered synchronously to every subscribed sink. Sinks
+must be cheap (append to a buffer) because they run on the scheduler's loop.
+
+Events are small slotted dataclasses rather than pydantic models: a run of 1k no-op nodes emits
+several thousand of them and the scheduler's per-node overhead budget is tens of microseconds.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Protocol
+
+NodeStatus = Literal[
+    "pending", "running", "succeeded", "failed", "skipped", "cached", "waiting", "cancelled"
+]
+RunStatus = Literal["running", "succeeded", "failed", "cancelled", "waiting", "budget_exceeded"]
+
+
+@dataclass(slots=True)
+class Usage:
+    """Token counts of one model call (or a sum of several)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    reasoning_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def add(self, other: "Usage") -> None:
+        self.input_tokens += other.input_tokens
+        self.output_tokens += other.output_tokens
+        self.cache_read_tokens += other.cache_read_tokens
+        self.reasoning_tokens += other.reasoning_tokens
+
+
+@dataclass(slots=True)
+class Event:
+    run_id: str
+    ts: float = field(default_factory=time.time, kw_only=True)
+
+
+@dataclass(slots=True)
+class RunStarted(Event):
+    pipeline: str
+    inputs: dict[str, Any]
+    node_ids: list[str]
+    edges: list[tuple[str, str]]
+    resumed: bool = False
+
+
+@dataclass(slots=True)
+class RunFinished(Event):
+    status: RunStatus
+    outputs: dict[str, Any]
+    cost_usd: float
+    usage: Usage
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class NodeStarted(Event):
+    node_id: str
+    kind: str
+
+
+@dataclass(slots=True)
+class NodeFinished(Event):
+    node_id: str
+    status: NodeStatus  # succeeded | cached
+    value: Any
+    cost_usd: float
+    usage: Usage
+    model: str | None = None
+    cache_hit: bool = False
+    duration_s: float = 0.0
+
+
+@dataclass(slots=True)
+class NodeFailed(Event):
+    node_id: str
+    error: str
+    error_type: str
+    duration_s: float = 0.0
+
+
+@dataclass(slots=True)
+class NodeSkipped(Event):
+    node_id: str
+    reason: str
+
+
+@dataclass(slots=True)
+class NodeWaiting(Event):
+    """A node stopped at an approval gate; the run can resume after a decision."""
+
+    node_id: str
+    gate: str
+    proposal: Any = None
+
+
+@dataclass(slots=True)
+class AttemptStarted(Event):
+    node_id: str
+    attempt: int
+    model: str | None
+    prompt: Any = None
+
+
+@dataclass(slots=True)
+class AttemptFinished(Event):
+    """One model call (or one try of a tool), successful or not."""
+
+    node_id: str
+    attempt: int
+    model: str | None
+    ok: bool
+    usage: Usage
+    cost_usd: float
+    cost_source: Literal["provider", "price_map", "none"] = "price_map"
+    latency_s: float = 0.0
+    provider: str | None = None
+    response_model: str | None = None
+    response: Any = None
+    error: str | None = None
+    error_type: str | None = None
+    time_to_first_token_s: float | None = None
+    verdicts: list[dict[str, Any]] = field(default_factory=list)
+    routing: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class RetrievalFinished(Event):
+    """A context window was built; ``items`` carry provenance (source, score, reason, tokens)."""
+
+    node_id: str
+    query: str
+    budget_tokens: int
+    used_tokens: int
+    items: list[dict[str, Any]]
+    latency_s: float = 0.0
+
+
+@dataclass(slots=True)
+class DecisionRecorded(Event):
+    """A person approved, edited or rejected a gated node."""
+
+    node_id: str
+    decision: Literal["approve", "edit", "reject"]
+    actor: str
+    diff: str | None = None
+    comment: str | None = None
+
+
+EventSink = Callable[[Event], None]
+
+
+class EventBus:
+    """Fans events out to sinks; a failing sink is reported, never allowed to break a run."""
+
+    __slots__ = ("_sinks", "errors")
+
+    def __init__(self, sinks: list[EventSink] | None = None) -> None:
+        self._sinks: list[EventSink] = list(sinks or [])
+        self.errors: list[tuple[EventSink, BaseException]] = []
+
+    def subscribe(self, sink: EventSink) -> None:
+        self._sinks.append(sink)
+
+    def emit(self, event: Event) -> None:
+        for sink in self._sinks:
+            try:
+                sink(event)
+            except Exception as exc:  # a broken sink must not lose a run's results
+                self.errors.append((sink, exc))
+
+    def __bool__(self) -> bool:
+        return bool(self._sinks)
+
+
+class SupportsClose(Protocol):
+    def close(self) -> None: ...
