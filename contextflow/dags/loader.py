@@ -74,6 +74,8 @@ def pipeline_to_data(spec: PipelineSpec) -> dict[str, Any]:
     """The spec as plain data with defaults left out (what a person would write)."""
     data = spec.model_dump(mode="json", by_alias=True, exclude_defaults=True)
     data.setdefault("name", spec.name)
+    for name, declared in spec.inputs.items():  # a type reads better written out, even the default
+        data.setdefault("inputs", {})[name] = {"type": declared.type, **data.get("inputs", {}).get(name, {})}
     nodes = []
     for node, raw in zip(spec.nodes, data.get("nodes", [])):
         raw = _node_first(raw, node.kind)
