@@ -35,7 +35,9 @@ def _check_node(ctx: CheckContext, node: Any, path: PathKey) -> None:
     if schema is not None:
         problem = schema_problem(schema)
         if problem:
-            ctx.add("invalid-schema", f"node '{node.id}' output_schema: {problem}", (*path, "output_schema"),
+            message, inner = problem
+            ctx.add("invalid-schema", f"node '{node.id}' output_schema: {message}",
+                    (*path, "output_schema", *inner),
                     hint="write a JSON Schema, e.g. {type: object, properties: {answer: {type: string}}}")
 
 

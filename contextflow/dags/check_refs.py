@@ -166,7 +166,8 @@ class RefChecker:
                     path, text=text, ref=ref, hint="use the map node's output, ${MAP_ID.output}, outside it")
             return
         names = [*ctx.nodes, "inputs", *([alias] if alias else [])]
-        hint = suggestion_hint(root, names, fmt="${{{}}}")
+        rest = "".join("." + part for part in ref.path)
+        hint = suggestion_hint(root, names, fmt="${{{}" + rest.replace("{", "{{").replace("}", "}}") + "}}")
         ctx.add("unknown-node-ref", f"{ref.text} refers to '{root}', which is not a node"
                 + (", an input or the map variable" if alias else " or 'inputs'"),
                 path, text=text, ref=ref, hint=hint or "node ids: " + ", ".join(list(ctx.nodes)[:10]))
@@ -180,7 +181,7 @@ class RefChecker:
         if dep in ctx.nodes:
             self._edge(dep, owner, path, None, None)
         elif dep not in ctx.opaque_nodes:
-            hint = suggestion_hint(dep, ctx.nodes)
+            hint = suggestion_hint(dep, ctx.nodes) or "node ids: " + ", ".join(list(ctx.nodes)[:10])
             ctx.add("unknown-node-ref", f"depends_on names '{dep}', which is not a node", path, hint=hint)
 
     def _check_when(self, owner: str, path: PathKey, expr: str, alias: str | None,
@@ -250,8 +251,7 @@ class RefChecker:
         for param in signature.parameters:
             if param.required and param.name not in node.args:
                 self.ctx.add("missing-argument", f"{node.function} needs the argument '{param.name}'",
-                             (*path, "args") if node.args else (*path, "function"),
-                             key=not node.args,
+                             (*path, "args") if node.args else (*path, "function"), key=True,
                              hint=f"add args: {{{param.name}: ${{NODE.output}}}}")
 
     # -- whole-pipeline checks ---------------------------------------------------------------

@@ -186,29 +186,29 @@ def _article(kinds: set[str]) -> str:
     return ("an " if names[0][0] in "aeiou" else "a ") + text
 
 
-def schema_problem(schema: Any) -> str | None:
-    """Why an output_schema cannot be used, or None when it looks like JSON Schema."""
+def schema_problem(schema: Any) -> tuple[str, tuple[Any, ...]] | None:
+    """Why an output_schema cannot be used and where in it, or None when it looks like JSON Schema."""
     if not isinstance(schema, dict):
-        return "an output_schema must be a mapping (a JSON Schema object)"
-    return _check_types(schema, depth=0)
+        return "an output_schema must be a mapping (a JSON Schema object)", ()
+    return _check_types(schema, (), depth=0)
 
 
-def _check_types(schema: dict[str, Any], depth: int) -> str | None:
+def _check_types(schema: dict[str, Any], at: tuple[Any, ...], depth: int) -> tuple[str, tuple[Any, ...]] | None:
     if depth > 64:
         return None
     declared = schema.get("type")
     for t in [declared] if isinstance(declared, str) else declared if isinstance(declared, list) else []:
         if t not in JSON_TYPES:
-            return f"'{t}' is not a JSON Schema type (use one of {', '.join(JSON_TYPES)})"
+            return f"'{t}' is not a JSON Schema type (use one of {', '.join(JSON_TYPES)})", (*at, "type")
     props = schema.get("properties")
     if props is not None and not isinstance(props, dict):
-        return "'properties' must be a mapping of field name to schema"
-    for sub in (props or {}).values():
-        if isinstance(sub, dict) and (found := _check_types(sub, depth + 1)):
+        return "'properties' must be a mapping of field name to schema", (*at, "properties")
+    for name, sub in (props or {}).items():
+        if isinstance(sub, dict) and (found := _check_types(sub, (*at, "properties", name), depth + 1)):
             return found
     items = schema.get("items")
     if isinstance(items, dict):
-        return _check_types(items, depth + 1)
+        return _check_types(items, (*at, "items"), depth + 1)
     return None
 
 

@@ -79,10 +79,7 @@ def _partial_spec(data: dict[str, Any]) -> Structured:
             models[str(name)] = ModelDeclaration.model_validate(raw)
         except ValidationError:
             models[str(name)] = ModelDeclaration()
-    try:
-        defaults = Defaults.model_validate(data.get("defaults") or {})
-    except ValidationError:
-        defaults = Defaults()
+    defaults = _salvage(_adapter(Defaults), data.get("defaults") or {}) or Defaults()
     raw_outputs = data.get("outputs")
     outputs = (
         {str(k): v for k, v in raw_outputs.items() if isinstance(v, str)}
@@ -115,8 +112,8 @@ def _partial_spec(data: dict[str, Any]) -> Structured:
 
 
 def _salvage(adapter: TypeAdapter[Any], raw: Any) -> Any:
-    """Validate a node; when its only faults are unknown keys, check it without them, so a typo
-    in one key does not hide the node's references from the graph checks."""
+    """Validate a part; when its only faults are unknown keys, check it without them, so a typo
+    in one key does not hide the rest of the part from the graph and model checks."""
     try:
         return adapter.validate_python(raw)
     except ValidationError as exc:
@@ -126,6 +123,8 @@ def _salvage(adapter: TypeAdapter[Any], raw: Any) -> Any:
         cleaned = copy.deepcopy(raw)
         for err in errors:
             path = _data_path(tuple(err["loc"]), cleaned)
+            if not path:
+                return None
             parent: Any = cleaned
             for part in path[:-1]:
                 parent = parent[part]

@@ -120,7 +120,7 @@ def parse_yaml(text: str, *, file: str | None = None, pure: bool = False) -> Par
     try:
         root = loader.get_single_node()
     except yaml.MarkedYAMLError as exc:
-        return ParsedYaml(None, source, [_syntax_problem(exc, file)])
+        return ParsedYaml(None, source, [_syntax_problem(exc, file, text)])
     except yaml.YAMLError as exc:
         return ParsedYaml(None, source, [Problem("yaml-syntax", str(exc), file=file, line=1, column=1)])
     try:
@@ -130,20 +130,25 @@ def parse_yaml(text: str, *, file: str | None = None, pure: bool = False) -> Par
         data = walker.build(root, ())
         return ParsedYaml(data, source, walker.problems)
     except yaml.MarkedYAMLError as exc:  # a bad scalar (timestamp, merge) found while building
-        return ParsedYaml(None, source, [_syntax_problem(exc, file)])
+        return ParsedYaml(None, source, [_syntax_problem(exc, file, text)])
     finally:
         loader.dispose()
 
 
-def _syntax_problem(exc: yaml.MarkedYAMLError, file: str | None) -> Problem:
+def _syntax_problem(exc: yaml.MarkedYAMLError, file: str | None, text: str) -> Problem:
     mark = exc.problem_mark or exc.context_mark
-    line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
     what = exc.problem or "invalid YAML"
+    if "end of stream" in what and exc.context_mark is not None:
+        mark = exc.context_mark  # an unclosed quote or bracket: point at where it opened
+    line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
     if exc.context:
         what = f"{what} ({exc.context})"
     hint = "check the indentation and quoting around this position"
-    if "\t" in what or "tab" in what:
+    lines = text.splitlines()
+    if mark is not None and mark.line < len(lines) and "\t" in lines[mark.line][: mark.column + 1]:
         hint = "YAML does not allow tab characters for indentation; use spaces"
+    elif "quoted scalar" in what:
+        hint = "this quote is never closed; add the closing quote"
     return Problem("yaml-syntax", what, hint=hint, file=file, line=line, column=column)
 
 
