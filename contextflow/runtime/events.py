@@ -111,6 +111,7 @@ class AttemptStarted(Event):
     attempt: int
     model: str | None
     prompt: Any = None
+    item: int | None = None  # index of the element when the node is a map
 
 
 @dataclass(slots=True)
@@ -133,6 +134,7 @@ class AttemptFinished(Event):
     time_to_first_token_s: float | None = None
     verdicts: list[dict[str, Any]] = field(default_factory=list)
     routing: dict[str, Any] | None = None
+    item: int | None = None  # index of the element when the node is a map
 
 
 @dataclass(slots=True)

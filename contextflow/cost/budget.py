@@ -1,0 +1,297 @@
+"""Run budgets: hard caps on $ cost, tokens and wall time, enforced by reservations.
+
+Before a model call starts, the scheduler reserves its worst case (counted prompt tokens plus the
+output limit, at the model's price). A reservation is granted only while everything already spent
+plus everything already reserved plus this call stays within every cap, so no interleaving of
+concurrent calls can end above a cap. After the call the reservation is settled with the actual
+usage, which frees the difference for other calls.
+
+The arithmetic lives in a ledger. :class:`MemoryLedger` serves one process (a lock makes it safe
+from threads, and reserve/settle never await, so it is safe on an asyncio loop too).
+:class:`SQLiteLedger` keeps the same books in a SQLite table and takes ``BEGIN IMMEDIATE`` around
+each check-and-insert, so reservations hold across processes (e.g. Dask workers on one host).
+"""
+
+from __future__ import annotations
+
+import itertools
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Literal, Protocol
+
+from contextflow.errors import ContextflowError
+
+if TYPE_CHECKING:
+    from contextflow.dags.spec import BudgetSpec
+
+BudgetKind = Literal["cost", "tokens", "wall"]
+
+
+class BudgetExceeded(ContextflowError):
+    """A call was refused because its worst case does not fit what is left of a cap."""
+
+    def __init__(self, kind: BudgetKind, message: str) -> None:
+        self.kind = kind
+        super().__init__(message)
+
+
+@dataclass(slots=True)
+class Reservation:
+    """Worst-case cost and tokens held for one call until it is settled."""
+
+    id: int
+    cost_usd: float
+    tokens: int
+    label: str = ""
+    settled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Caps:
+    max_cost_usd: float | None = None
+    max_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Totals:
+    spent_cost_usd: float
+    spent_tokens: int
+    reserved_cost_usd: float
+    reserved_tokens: int
+
+
+class Ledger(Protocol):
+    def reserve(self, caps: Caps, cost_usd: float, tokens: int) -> int: ...
+    def settle(self, reservation_id: int, cost_usd: float, tokens: int) -> None: ...
+    def totals(self) -> Totals: ...
+
+
+# Float sums drift by ulps; a cap is compared with this slack so an exact fit is not refused.
+_EPS = 1e-12
+
+
+def _check(caps: Caps, totals: Totals, cost_usd: float, tokens: int) -> None:
+    if caps.max_cost_usd is not None:
+        committed = totals.spent_cost_usd + totals.reserved_cost_usd
+        if committed + cost_usd > caps.max_cost_usd + _EPS:
+            raise BudgetExceeded(
+                "cost",
+                f"cost budget exhausted: ${committed:.6f} spent or reserved of ${caps.max_cost_usd:.6f}, "
+                f"and the next call may cost up to ${cost_usd:.6f}",
+            )
+    if caps.max_tokens is not None:
+        committed_tokens = totals.spent_tokens + totals.reserved_tokens
+        if committed_tokens + tokens > caps.max_tokens:
+            raise BudgetExceeded(
+                "tokens",
+                f"token budget exhausted: {committed_tokens} tokens spent or reserved of "
+                f"{caps.max_tokens}, and the next call may use up to {tokens}",
+            )
+
+
+class MemoryLedger:
+    """Books for one process; a lock makes reserve/settle atomic across threads."""
+
+    def __init__(self, spent_cost_usd: float = 0.0, spent_tokens: int = 0) -> None:
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._open: dict[int, tuple[float, int]] = {}
+        self._spent_cost = spent_cost_usd
+        self._spent_tokens = spent_tokens
+        self._reserved_cost = 0.0
+        self._reserved_tokens = 0
+
+    def reserve(self, caps: Caps, cost_usd: float, tokens: int) -> int:
+        with self._lock:
+            _check(caps, self._totals(), cost_usd, tokens)
+            rid = next(self._ids)
+            self._open[rid] = (cost_usd, tokens)
+            self._reserved_cost += cost_usd
+            self._reserved_tokens += tokens
+            return rid
+
+    def settle(self, reservation_id: int, cost_usd: float, tokens: int) -> None:
+        with self._lock:
+            held = self._open.pop(reservation_id, None)
+            if held is None:
+                return
+            self._reserved_cost -= held[0]
+            self._reserved_tokens -= held[1]
+            self._spent_cost += cost_usd
+            self._spent_tokens += tokens
+
+    def totals(self) -> Totals:
+        with self._lock:
+            return self._totals()
+
+    def _totals(self) -> Totals:
+        return Totals(self._spent_cost, self._spent_tokens, max(self._reserved_cost, 0.0), self._reserved_tokens)
+
+
+_LEDGER_SCHEMA = """
+CREATE TABLE IF NOT EXISTS budget_ledger (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    budget_key TEXT NOT NULL,
+    reserved_cost REAL NOT NULL,
+    reserved_tokens INTEGER NOT NULL,
+    spent_cost REAL NOT NULL DEFAULT 0,
+    spent_tokens INTEGER NOT NULL DEFAULT 0,
+    open INTEGER NOT NULL DEFAULT 1,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS budget_ledger_key ON budget_ledger(budget_key, open);
+"""
+
+
+class SQLiteLedger:
+    """Books in a SQLite table shared by every process that opens the same file and key.
+
+    ``BEGIN IMMEDIATE`` takes the database's write lock before the totals are read, so two
+    processes cannot both see room for one more call and both take it.
+    """
+
+    def __init__(self, path: str | Path, budget_key: str, *, spent_cost_usd: float = 0.0, spent_tokens: int = 0) -> None:
+        self.path = Path(path)
+        self.budget_key = budget_key
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        conn = self._conn()
+        conn.executescript(_LEDGER_SCHEMA)
+        if spent_cost_usd or spent_tokens:
+            with self._immediate() as c:
+                c.execute(
+                    "INSERT INTO budget_ledger (budget_key, reserved_cost, reserved_tokens, spent_cost,"
+                    " spent_tokens, open, created_at) VALUES (?, 0, 0, ?, ?, 0, ?)",
+                    (budget_key, spent_cost_usd, spent_tokens, time.time()),
+                )
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
+
+    def _immediate(self) -> "_Immediate":
+        return _Immediate(self._conn())
+
+    def _totals_in(self, conn: sqlite3.Connection) -> Totals:
+        row = conn.execute(
+            "SELECT COALESCE(SUM(spent_cost), 0), COALESCE(SUM(spent_tokens), 0),"
+            " COALESCE(SUM(CASE WHEN open THEN reserved_cost ELSE 0 END), 0),"
+            " COALESCE(SUM(CASE WHEN open THEN reserved_tokens ELSE 0 END), 0)"
+            " FROM budget_ledger WHERE budget_key = ?",
+            (self.budget_key,),
+        ).fetchone()
+        return Totals(float(row[0]), int(row[1]), float(row[2]), int(row[3]))
+
+    def reserve(self, caps: Caps, cost_usd: float, tokens: int) -> int:
+        with self._immediate() as conn:
+            _check(caps, self._totals_in(conn), cost_usd, tokens)
+            cur = conn.execute(
+                "INSERT INTO budget_ledger (budget_key, reserved_cost, reserved_tokens, created_at)"
+                " VALUES (?, ?, ?, ?)",
+                (self.budget_key, cost_usd, tokens, time.time()),
+            )
+            return int(cur.lastrowid or 0)
+
+    def settle(self, reservation_id: int, cost_usd: float, tokens: int) -> None:
+        with self._immediate() as conn:
+            conn.execute(
+                "UPDATE budget_ledger SET open = 0, spent_cost = ?, spent_tokens = ? WHERE id = ? AND open = 1",
+                (cost_usd, tokens, reservation_id),
+            )
+
+    def totals(self) -> Totals:
+        return self._totals_in(self._conn())
+
+
+class _Immediate:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+
+
+class Budget:
+    """Caps for one run; ``reserve`` before a call, ``settle`` after it (also after a failure)."""
+
+    def __init__(
+        self,
+        max_cost_usd: float | None = None,
+        max_tokens: int | None = None,
+        max_wall_s: float | None = None,
+        *,
+        ledger: Ledger | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.caps = Caps(max_cost_usd, max_tokens)
+        self.max_wall_s = max_wall_s
+        self.ledger: Ledger = ledger or MemoryLedger()
+        self._clock = clock
+        self._started = clock()
+        self.exhausted: BudgetExceeded | None = None
+
+    @classmethod
+    def from_spec(cls, spec: "BudgetSpec | None", *, ledger: Ledger | None = None) -> "Budget":
+        if spec is None:
+            return cls(ledger=ledger)
+        return cls(spec.max_cost_usd, spec.max_tokens, spec.max_wall_s, ledger=ledger)
+
+    @property
+    def limits_calls(self) -> bool:
+        return self.caps.max_cost_usd is not None or self.caps.max_tokens is not None
+
+    def reserve(self, cost_usd: float, tokens: int, label: str = "") -> Reservation:
+        """Hold a call's worst case, or raise :class:`BudgetExceeded` (and remember it)."""
+        try:
+            self.check_wall()
+            rid = self.ledger.reserve(self.caps, cost_usd, tokens)
+        except BudgetExceeded as exc:
+            if self.exhausted is None:
+                self.exhausted = exc
+            raise
+        return Reservation(rid, cost_usd, tokens, label)
+
+    def settle(self, reservation: Reservation, cost_usd: float, tokens: int) -> None:
+        if reservation.settled:
+            return
+        reservation.settled = True
+        self.ledger.settle(reservation.id, cost_usd, tokens)
+
+    def totals(self) -> Totals:
+        return self.ledger.totals()
+
+    @property
+    def spent_cost_usd(self) -> float:
+        return self.ledger.totals().spent_cost_usd
+
+    @property
+    def spent_tokens(self) -> int:
+        return self.ledger.totals().spent_tokens
+
+    def elapsed_s(self) -> float:
+        return self._clock() - self._started
+
+    def remaining_wall_s(self) -> float | None:
+        if self.max_wall_s is None:
+            return None
+        return self.max_wall_s - self.elapsed_s()
+
+    def check_wall(self) -> None:
+        left = self.remaining_wall_s()
+        if left is not None and left <= 0:
+            exc = BudgetExceeded("wall", f"wall-time budget exhausted: {self.max_wall_s:g} s elapsed")
+            if self.exhausted is None:
+                self.exhausted = exc
+            raise exc

@@ -1,0 +1,313 @@
+"""``sim/<name>``: a simulated model behind litellm's custom-provider API, for tests and benchmarks.
+
+Calls go through ``litellm.acompletion`` like any other model, so the scheduler's real call path
+(parameters, errors, usage, pricing) is exercised. A model's behaviour is a :class:`SimConfig`:
+latency (fixed, uniform or lognormal), token usage, injected failures (429, 500, 503, timeouts,
+connection drops, auth and bad-request errors, malformed JSON) and the reply (an echo of the
+prompt, a script, or JSON conforming to the requested schema). Configure a model once with
+:func:`configure`, or per call with a ``sim={...}`` entry in the node's ``params``.
+
+Everything random is drawn from a generator seeded by (seed, model, prompt, how many times this
+prompt was sent before), so a run is reproducible even when calls interleave differently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+import threading
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal
+
+import contextflow  # noqa: F401
+from contextflow.cost import catalog
+
+FaultKind = Literal["429", "500", "503", "timeout", "connection", "auth", "bad_request", "malformed_json"]
+
+DEFAULT_INPUT_COST = 1e-6  # $ per token: sim models cost something so budgets have work to do
+DEFAULT_OUTPUT_COST = 2e-6
+
+
+@dataclass
+class SimConfig:
+    latency_ms: float = 0.0
+    latency_dist: Literal["fixed", "uniform", "lognormal"] = "fixed"
+    latency_spread: float = 0.0  # uniform: +/- ms; lognormal: sigma
+    output_tokens: int | None = None  # None: count the reply's tokens
+    failure_rates: dict[str, float] = field(default_factory=dict)  # fault kind -> probability per call
+    fail_first: list[str] = field(default_factory=list)  # faults for the first calls of each prompt
+    hang_s: float = 30.0  # how long a "timeout" fault hangs before litellm.Timeout
+    reply: str = "echo"  # "echo", or a fixed reply text
+    script: dict[str, str] = field(default_factory=dict)  # prompt substring -> reply
+    json_value: Any = None  # reply for JSON requests (else synthesised from the schema)
+    seed: int = 0
+    input_cost_per_token: float = DEFAULT_INPUT_COST
+    output_cost_per_token: float = DEFAULT_OUTPUT_COST
+
+    def merged(self, overrides: dict[str, Any] | None) -> "SimConfig":
+        if not overrides:
+            return self
+        known = {f.name for f in fields(self)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise ValueError(f"unknown sim option(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
+        return SimConfig(**{**asdict(self), **overrides})
+
+
+@dataclass
+class SimStats:
+    calls: int = 0
+    in_flight: int = 0
+    peak_in_flight: int = 0
+    faults: dict[str, int] = field(default_factory=dict)
+    log: list[dict[str, Any]] = field(default_factory=list)
+
+
+_configs: dict[str, SimConfig] = {}
+_stats: dict[str, SimStats] = {}
+_prompt_calls: dict[tuple[str, str], int] = {}
+_lock = threading.Lock()
+
+
+def configure(name: str, config: SimConfig | None = None, **options: Any) -> SimConfig:
+    """Set how ``sim/<name>`` behaves and register its prices in the catalog."""
+    name = name.removeprefix("sim/")
+    cfg = (config or SimConfig()).merged(options)
+    with _lock:
+        _configs[name] = cfg
+    catalog.register_model(
+        f"sim/{name}", input_cost_per_token=cfg.input_cost_per_token,
+        output_cost_per_token=cfg.output_cost_per_token, max_input_tokens=128_000, max_output_tokens=4096,
+        provider="sim",
+    )
+    return cfg
+
+
+def config_of(name: str) -> SimConfig:
+    return _configs.get(name.removeprefix("sim/"), SimConfig())
+
+
+def stats(name: str) -> SimStats:
+    with _lock:
+        return _stats.setdefault(name.removeprefix("sim/"), SimStats())
+
+
+def reset(name: str | None = None) -> None:
+    """Forget call counts and stats (of one model, or all)."""
+    with _lock:
+        if name is None:
+            _stats.clear()
+            _prompt_calls.clear()
+            return
+        short = name.removeprefix("sim/")
+        _stats.pop(short, None)
+        for key in [k for k in _prompt_calls if k[0] == short]:
+            del _prompt_calls[key]
+
+
+def _digest(messages: list[dict[str, Any]]) -> str:
+    text = json.dumps(messages, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _last_user(messages: list[dict[str, Any]]) -> str:
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            return str(message.get("content", ""))
+    return ""
+
+
+def synthesize(schema: dict[str, Any]) -> Any:
+    """A small value that satisfies common JSON Schemas (types, required, enum, const, minItems)."""
+    if "const" in schema:
+        return schema["const"]
+    if schema.get("enum"):
+        return schema["enum"][0]
+    for key in ("anyOf", "oneOf"):
+        if schema.get(key):
+            return synthesize(schema[key][0])
+    kind = schema.get("type", "object" if "properties" in schema else "string")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), "null")
+    if kind == "object":
+        props = schema.get("properties", {})
+        return {k: synthesize(props.get(k, {})) for k in schema.get("required", list(props))}
+    if kind == "array":
+        count = max(int(schema.get("minItems", 1)), 1) if "maxItems" not in schema or schema["maxItems"] else 0
+        return [synthesize(schema.get("items", {})) for _ in range(count)]
+    if kind == "integer":
+        return int(schema.get("minimum", 1))
+    if kind == "number":
+        return float(schema.get("minimum", 1.0))
+    if kind == "boolean":
+        return True
+    if kind == "null":
+        return None
+    text = "simulated"
+    return text * max(1, int(schema.get("minLength", 0)) // len(text) + 1) if schema.get("minLength") else text
+
+
+@dataclass
+class _Plan:
+    latency_s: float
+    fault: str | None
+    content: str
+    prompt_tokens: int
+    completion_tokens: int
+    hang_s: float
+
+
+def _plan(model: str, messages: list[dict[str, Any]], optional: dict[str, Any]) -> _Plan:
+    from contextflow.runtime.calls import litellm_module
+
+    litellm = litellm_module()
+    cfg = config_of(model).merged(optional.get("sim"))
+    digest = _digest(messages)
+    with _lock:
+        index = _prompt_calls.get((model, digest), 0)
+        _prompt_calls[(model, digest)] = index + 1
+    rng = random.Random(f"{cfg.seed}|{model}|{digest}|{index}")
+    if cfg.latency_dist == "uniform":
+        latency = cfg.latency_ms + rng.uniform(-cfg.latency_spread, cfg.latency_spread)
+    elif cfg.latency_dist == "lognormal":
+        latency = cfg.latency_ms * rng.lognormvariate(0.0, cfg.latency_spread or 0.25)
+    else:
+        latency = cfg.latency_ms
+    fault = cfg.fail_first[index] if index < len(cfg.fail_first) else None
+    if fault is None:
+        roll = rng.random()
+        for kind, rate in sorted(cfg.failure_rates.items()):
+            if roll < rate:
+                fault = kind
+                break
+            roll -= rate
+    content = _reply(cfg, messages, optional)
+    if fault == "malformed_json":
+        content = '{"result": "cut off'
+    prompt_tokens = int(litellm.token_counter(model=model, messages=messages))
+    completion = cfg.output_tokens if cfg.output_tokens is not None else int(litellm.token_counter(model=model, text=content))
+    cap = optional.get("max_tokens") or optional.get("max_completion_tokens")
+    if cap:
+        completion = min(completion, int(cap))
+    return _Plan(max(latency, 0.0) / 1000.0, fault, content, prompt_tokens, completion, cfg.hang_s)
+
+
+def _reply(cfg: SimConfig, messages: list[dict[str, Any]], optional: dict[str, Any]) -> str:
+    prompt = _last_user(messages)
+    for needle, answer in cfg.script.items():
+        if needle in prompt:
+            return answer
+    fmt = optional.get("response_format")
+    if isinstance(fmt, dict) and fmt.get("type") in ("json_schema", "json_object"):
+        if cfg.json_value is not None:
+            return json.dumps(cfg.json_value)
+        schema = (fmt.get("json_schema") or {}).get("schema") or {"type": "object"}
+        return json.dumps(synthesize(schema))
+    return prompt if cfg.reply == "echo" else cfg.reply
+
+
+def _raise(fault: str, model: str) -> None:
+    from contextflow.runtime.calls import litellm_module
+
+    litellm = litellm_module()
+    full = f"sim/{model}"
+    if fault == "429":
+        raise litellm.RateLimitError("simulated rate limit (429)", llm_provider="sim", model=full)
+    if fault == "500":
+        raise litellm.InternalServerError("simulated server error (500)", llm_provider="sim", model=full)
+    if fault == "503":
+        raise litellm.ServiceUnavailableError("simulated overload (503)", llm_provider="sim", model=full)
+    if fault == "timeout":
+        raise litellm.Timeout("simulated timeout", model=full, llm_provider="sim")
+    if fault == "connection":
+        raise litellm.APIConnectionError("simulated connection reset", llm_provider="sim", model=full)
+    if fault == "auth":
+        raise litellm.AuthenticationError("simulated invalid API key (401)", llm_provider="sim", model=full)
+    if fault == "bad_request":
+        raise litellm.BadRequestError("simulated bad request (400)", model=full, llm_provider="sim")
+    raise ValueError(f"unknown sim fault '{fault}'")
+
+
+def _response(model: str, plan: _Plan) -> Any:
+    from contextflow.runtime.calls import litellm_module
+
+    litellm = litellm_module()
+    return litellm.ModelResponse(
+        model=f"sim/{model}",
+        choices=[{"index": 0, "message": {"role": "assistant", "content": plan.content}, "finish_reason": "stop"}],
+        usage={
+            "prompt_tokens": plan.prompt_tokens,
+            "completion_tokens": plan.completion_tokens,
+            "total_tokens": plan.prompt_tokens + plan.completion_tokens,
+        },
+    )
+
+
+class _Tracker:
+    def __init__(self, model: str) -> None:
+        self.stats = stats(model)
+
+    def __enter__(self) -> "_Tracker":
+        with _lock:
+            self.stats.calls += 1
+            self.stats.in_flight += 1
+            self.stats.peak_in_flight = max(self.stats.peak_in_flight, self.stats.in_flight)
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        with _lock:
+            self.stats.in_flight -= 1
+
+    def fault(self, kind: str | None) -> None:
+        with _lock:
+            if kind:
+                self.stats.faults[kind] = self.stats.faults.get(kind, 0) + 1
+            self.stats.log.append({"t": time.monotonic(), "fault": kind})
+
+
+def _make_handler() -> Any:
+    from litellm import CustomLLM
+
+    class SimulatedLLM(CustomLLM):  # type: ignore[misc]
+        async def acompletion(self, model: str, messages: list[dict[str, Any]], *args: Any, **kwargs: Any) -> Any:
+            plan = _plan(model, messages, kwargs.get("optional_params") or {})
+            with _Tracker(model) as tracker:
+                if plan.fault == "timeout":
+                    await asyncio.sleep(plan.hang_s)
+                elif plan.latency_s:
+                    await asyncio.sleep(plan.latency_s)
+                tracker.fault(plan.fault)
+                if plan.fault and plan.fault != "malformed_json":
+                    _raise(plan.fault, model)
+            return _response(model, plan)
+
+        def completion(self, model: str, messages: list[dict[str, Any]], *args: Any, **kwargs: Any) -> Any:
+            plan = _plan(model, messages, kwargs.get("optional_params") or {})
+            with _Tracker(model) as tracker:
+                time.sleep(plan.hang_s if plan.fault == "timeout" else plan.latency_s)
+                tracker.fault(plan.fault)
+                if plan.fault and plan.fault != "malformed_json":
+                    _raise(plan.fault, model)
+            return _response(model, plan)
+
+    return SimulatedLLM()
+
+
+STANDARD_MODELS: dict[str, dict[str, Any]] = {
+    "echo": {},
+    "fast": {"latency_ms": 5.0},
+    "slow": {"latency_ms": 200.0},
+    "cheap": {"input_cost_per_token": 1e-7, "output_cost_per_token": 4e-7},
+    "strong": {"input_cost_per_token": 3e-6, "output_cost_per_token": 1.5e-5, "latency_ms": 50.0},
+}
+
+
+def register() -> dict[str, Any]:
+    """The ``custom_provider_map`` entry for ``sim``; also declares the standard sim models."""
+    for name, options in STANDARD_MODELS.items():
+        if name not in _configs:
+            configure(name, **options)
+    return {"provider": "sim", "custom_handler": _make_handler()}

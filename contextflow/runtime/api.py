@@ -1,0 +1,248 @@
+"""``run``/``arun`` and ``resume``/``aresume``: the library's entry points for executing a pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from contextflow.cost.budget import Budget
+from contextflow.dags.imports import Allowlist
+from contextflow.dags.plan import PlanError, build_plan
+from contextflow.dags.spec import BudgetSpec, PipelineSpec
+from contextflow.errors import UserError
+from contextflow.runtime.cache import ResultCache
+from contextflow.runtime.context import CallLimits, RunContext
+from contextflow.runtime.events import EventBus, EventSink
+from contextflow.runtime.executor import Executor, LocalExecutor
+from contextflow.runtime.gates import Gate
+from contextflow.runtime.results import RunResult
+from contextflow.runtime.scheduler import Scheduler
+from contextflow.runtime.store import RunStore
+from contextflow.state import StateDir
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,), "array": (list, tuple),
+    "object": (dict,),
+}
+
+
+def new_run_id() -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{uuid.uuid4().hex[:8]}"
+
+
+def load_spec(pipeline: PipelineSpec | str | os.PathLike[str] | Mapping[str, Any]) -> PipelineSpec:
+    if isinstance(pipeline, PipelineSpec):
+        return pipeline
+    if isinstance(pipeline, Mapping):
+        return PipelineSpec.model_validate(dict(pipeline))
+    try:
+        from contextflow.dags.loader import load_pipeline
+    except ImportError:
+        load_pipeline = None
+    if load_pipeline is not None:
+        return load_pipeline(Path(pipeline))
+    import yaml
+
+    path = Path(pipeline)
+    if not path.is_file():
+        raise UserError(f"pipeline file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return PipelineSpec.model_validate(data)
+    except Exception as exc:
+        raise UserError(f"{path}: not a valid pipeline: {exc}") from None
+
+
+def bind_inputs(spec: PipelineSpec, inputs: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Inputs with defaults applied; unknown, missing or mistyped inputs are a UserError."""
+    given = dict(inputs or {})
+    unknown = sorted(set(given) - set(spec.inputs))
+    if unknown:
+        declared = ", ".join(spec.inputs) or "none"
+        raise UserError(f"unknown input(s): {', '.join(unknown)}", hint=f"the pipeline declares: {declared}")
+    bound: dict[str, Any] = {}
+    for name, decl in spec.inputs.items():
+        if name in given:
+            value = given[name]
+            expected = _TYPES[decl.type]
+            if value is not None and (not isinstance(value, expected) or (decl.type != "boolean" and isinstance(value, bool))):
+                raise UserError(
+                    f"input '{name}' should be {decl.type}, got {type(value).__name__}: {value!r}"
+                )
+            bound[name] = value
+        elif decl.default is not None:
+            bound[name] = decl.default
+        elif decl.required:
+            raise UserError(f"missing required input '{name}'", hint=f"pass it, e.g. --input {name}=...")
+        else:
+            bound[name] = None
+    return bound
+
+
+def _trace_sink(state: StateDir) -> EventSink | None:
+    try:
+        from contextflow.trace import TraceSink  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return TraceSink(state.traces_db)
+
+
+def _budget(spec: PipelineSpec, override: BudgetSpec | None, spent_cost: float = 0.0, spent_tokens: int = 0) -> Budget:
+    from contextflow.cost.budget import MemoryLedger
+
+    chosen = override or spec.defaults.budget
+    return Budget(chosen.max_cost_usd, chosen.max_tokens, chosen.max_wall_s, ledger=MemoryLedger(spent_cost, spent_tokens))
+
+
+async def _execute(
+    spec: PipelineSpec,
+    inputs: dict[str, Any],
+    *,
+    run_id: str,
+    state: StateDir,
+    store: RunStore,
+    sinks: Iterable[EventSink],
+    trace: bool,
+    executor: Executor | None,
+    budget: Budget,
+    model: str | None,
+    workdir: Path,
+    cache: bool,
+    allow_imports: Iterable[str],
+    gate: Gate | None,
+    prior: dict[str, Any] | None = None,
+    resumed: bool = False,
+) -> RunResult:
+    try:
+        plan = build_plan(spec)
+    except PlanError as exc:
+        raise UserError(f"pipeline '{spec.name}': {exc}") from None
+    bus = EventBus(list(sinks))
+    trace_sink = _trace_sink(state) if trace else None
+    if trace_sink is not None:
+        bus.subscribe(trace_sink)
+    own_executor = executor is None
+    executor = executor or LocalExecutor()
+    ctx = RunContext(
+        run_id=run_id, spec=spec, bus=bus, budget=budget, executor=executor,
+        limits=CallLimits(spec.defaults.provider_limits), allowlist=Allowlist.build(allow_imports), state=state,
+        cache=ResultCache(state.cache_dir) if cache else None, workdir=workdir, default_model=model,
+    )
+    scheduler = Scheduler(plan, ctx, inputs=inputs, store=store, prior=prior, gate=gate, resumed=resumed)
+    try:
+        return await scheduler.execute()
+    finally:
+        if own_executor:
+            await executor.aclose()
+        for sink in (trace_sink,):
+            close = getattr(sink, "close", None)
+            if callable(close):
+                close()
+
+
+async def arun(
+    pipeline: PipelineSpec | str | os.PathLike[str] | Mapping[str, Any],
+    inputs: Mapping[str, Any] | None = None,
+    *,
+    project: str | os.PathLike[str] | None = None,
+    sinks: Iterable[EventSink] = (),
+    trace: bool = True,
+    executor: Executor | None = None,
+    run_id: str | None = None,
+    budget: BudgetSpec | None = None,
+    autonomy: str | None = None,
+    model: str | None = None,
+    workdir: str | os.PathLike[str] | None = None,
+    cache: bool = True,
+    allow_imports: Iterable[str] = (),
+    gate: Gate | None = None,
+) -> RunResult:
+    """Run a pipeline (a spec, a YAML path or a dict) and return its result.
+
+    Every finished node is checkpointed in the project's run store as it finishes, so an
+    interrupted run can be continued with :func:`aresume`.
+    """
+    spec = load_spec(pipeline)
+    bound = bind_inputs(spec, inputs)
+    state = StateDir.for_project(project).ensure()
+    run_id = run_id or new_run_id()
+    root = Path(workdir) if workdir is not None else Path(project) if project is not None else Path.cwd()
+    options = {"model": model, "workdir": str(root.resolve()), "cache": cache, "allow_imports": list(allow_imports),
+               "autonomy": autonomy}
+    store = RunStore(state.runs_db)
+    try:
+        store.create_run(
+            run_id, pipeline=spec.name, spec=spec.model_dump(mode="json", by_alias=True, exclude_unset=True),
+            inputs=bound, project=str(project) if project is not None else None,
+            budget=budget.model_dump() if budget else None, options=options,
+        )
+        return await _execute(
+            spec, bound, run_id=run_id, state=state, store=store, sinks=sinks, trace=trace, executor=executor,
+            budget=_budget(spec, budget), model=model, workdir=root, cache=cache, allow_imports=allow_imports,
+            gate=gate,
+        )
+    finally:
+        store.close()
+
+
+async def aresume(
+    run_id: str,
+    *,
+    project: str | os.PathLike[str] | None = None,
+    sinks: Iterable[EventSink] = (),
+    trace: bool = True,
+    executor: Executor | None = None,
+    budget: BudgetSpec | None = None,
+    gate: Gate | None = None,
+) -> RunResult:
+    """Continue a run: nodes already finished keep their stored results; the rest run now."""
+    state = StateDir.for_project(project)
+    if not state.runs_db.exists():
+        raise UserError(f"no run store at {state.runs_db}", hint="run a pipeline first, or pass the project folder")
+    store = RunStore(state.runs_db)
+    try:
+        record = store.get_run(run_id)
+        if record is None:
+            recent = ", ".join(r.run_id for r in store.list_runs(5)) or "none"
+            raise UserError(f"no run '{run_id}' in {state.runs_db}", hint=f"recent runs: {recent}")
+        spec = PipelineSpec.model_validate(record.spec)
+        prior = {nid: r for nid, r in store.load_nodes(run_id).items() if r.finished}
+        spent_cost = sum(r.cost_usd for r in prior.values())
+        spent_tokens = sum(r.usage.total_tokens for r in prior.values())
+        if budget is None and record.budget:
+            budget = BudgetSpec.model_validate(record.budget)
+        options = record.options
+        store.set_run_status(run_id, "running")
+        return await _execute(
+            spec, record.inputs, run_id=run_id, state=state, store=store, sinks=sinks, trace=trace,
+            executor=executor, budget=_budget(spec, budget, spent_cost, spent_tokens), model=options.get("model"),
+            workdir=Path(options.get("workdir") or Path.cwd()), cache=bool(options.get("cache", True)),
+            allow_imports=options.get("allow_imports") or (), gate=gate, prior=prior, resumed=True,
+        )
+    finally:
+        store.close()
+
+
+def _sync(coro: Any) -> Any:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    coro.close()
+    raise UserError("run()/resume() were called inside a running event loop", hint="await arun()/aresume() instead")
+
+
+def run(pipeline: PipelineSpec | str | os.PathLike[str] | Mapping[str, Any], inputs: Mapping[str, Any] | None = None,
+        **options: Any) -> RunResult:
+    """Synchronous :func:`arun`."""
+    return _sync(arun(pipeline, inputs, **options))
+
+
+def resume(run_id: str, **options: Any) -> RunResult:
+    """Synchronous :func:`aresume`."""
+    return _sync(aresume(run_id, **options))

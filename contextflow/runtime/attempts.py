@@ -1,0 +1,103 @@
+"""Trying work again: the retry loop shared by every node kind, and the error a node fails with.
+
+A :class:`NodeError` carries what the failed node spent (attempts, usage, cost), so a failure
+still reports and persists its accounting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, TypeVar
+
+from contextflow.cost.budget import BudgetExceeded
+from contextflow.runtime.context import RunContext
+from contextflow.runtime.events import Usage
+from contextflow.runtime.executor import Work
+from contextflow.runtime.policies import NodePolicies, error_kind
+
+T = TypeVar("T")
+
+
+@dataclass
+class Spend:
+    """What a node has spent so far across its attempts."""
+
+    usage: Usage = field(default_factory=Usage)
+    cost_usd: float = 0.0
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    next_attempt: int = 1
+
+    def take_attempt_number(self) -> int:
+        number = self.next_attempt
+        self.next_attempt += 1
+        return number
+
+
+class NodeError(Exception):
+    """A node failed for good; ``cause`` is the last underlying error."""
+
+    def __init__(self, message: str, *, cause: BaseException | None = None, spend: Spend | None = None) -> None:
+        self.cause = cause
+        self.spend = spend or Spend()
+        super().__init__(message)
+
+    @property
+    def error_type(self) -> str:
+        return error_kind(self.cause) if self.cause is not None else "error"
+
+
+async def with_retries(
+    ctx: RunContext,
+    policies: NodePolicies,
+    attempt: Callable[[int], Awaitable[T]],
+    spend: Spend,
+) -> T:
+    """Call ``attempt(attempt_number)`` until it succeeds, a non-retryable error, or no tries left.
+
+    Budget errors and cancellation always pass straight through.
+    """
+    failures = 0
+    while True:
+        number = spend.take_attempt_number()
+        try:
+            return await attempt(number)
+        except (BudgetExceeded, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            failures += 1
+            if not policies.retry.should_retry(exc, failures):
+                raise
+            delay = policies.retry.delay(failures, ctx.rng)
+            left = ctx.budget.remaining_wall_s()
+            if left is not None and delay >= left:
+                raise
+            await ctx.sleep(delay)
+
+
+async def submit_timed(ctx: RunContext, work: Work, policies: NodePolicies) -> Any:
+    """Submit work to the run's executor under the node's timeout (and the run's wall budget)."""
+    timeout = policies.timeout.bounded_by(ctx.budget.remaining_wall_s())
+    if timeout is None:
+        return await ctx.executor.submit(work)
+    try:
+        return await asyncio.wait_for(ctx.executor.submit(work), timeout)
+    except asyncio.TimeoutError:
+        raise TimeoutError(f"no result within {timeout:g} s") from None
+
+
+def attempt_record(
+    number: int, *, ok: bool, started: float, model: str | None = None, error: BaseException | None = None, **extra: Any
+) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "attempt": number,
+        "ok": ok,
+        "model": model,
+        "latency_s": round(time.monotonic() - started, 6),
+    }
+    if error is not None:
+        record["error"] = str(error) or type(error).__name__
+        record["error_type"] = error_kind(error)
+    record.update(extra)
+    return record

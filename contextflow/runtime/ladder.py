@@ -1,0 +1,82 @@
+"""Model ladders: how an ``llm`` node with several models decides which to call.
+
+``fixed`` calls the node's model (fallbacks after it). ``cascade`` tries the ladder cheapest
+first and escalates while the node's ``verify:`` checks fail (the checks are
+``contextflow.cost.verifiers``). ``route`` asks a trained router (``contextflow.cost.router``)
+which rung the prompt needs. This is the one place the scheduler chooses models, so smarter
+policies plug in here without touching the call loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from contextflow.dags.spec import LLMNode
+from contextflow.errors import UserError
+from contextflow.runtime.attempts import NodeError
+from contextflow.runtime.context import RunContext
+from contextflow.runtime.llm import CallOutcome, LLMCaller
+
+
+async def call_by_strategy(caller: LLMCaller, models: list[str], messages: list[dict[str, Any]]) -> CallOutcome:
+    node = caller.node
+    if node.strategy == "cascade":
+        return await _cascade(caller, node.models or models[:1], messages)
+    if node.strategy == "route":
+        chosen, decision = _route(caller.ctx, node, messages)
+        outcome = await caller.call_with_fallbacks([chosen, *node.fallbacks], messages)
+        if caller.spend.attempts:
+            caller.spend.attempts[-1]["routing"] = decision
+        return outcome
+    return await caller.call_with_fallbacks(models, messages)
+
+
+async def _cascade(caller: LLMCaller, ladder: list[str], messages: list[dict[str, Any]]) -> CallOutcome:
+    try:
+        from contextflow.cost.verifiers import run_verifiers
+    except ImportError:
+        raise UserError(
+            f"node '{caller.node.id}' uses strategy: cascade, which needs contextflow.cost.verifiers",
+            hint="install a contextflow release with verifiers or use strategy: fixed",
+        ) from None
+    last: CallOutcome | None = None
+    for rung, model in enumerate(ladder):
+        try:
+            outcome = await caller.call_with_fallbacks([model], messages)
+        except NodeError:
+            if rung == len(ladder) - 1:
+                raise
+            continue
+        verdicts = await run_verifiers(
+            caller.node.verify, outcome.value, text=outcome.text, workdir=caller.ctx.workdir
+        )
+        records = [dataclasses.asdict(v) if dataclasses.is_dataclass(v) else dict(v) for v in verdicts]
+        if caller.spend.attempts:
+            caller.spend.attempts[-1]["verdicts"] = records
+            caller.spend.attempts[-1]["rung"] = rung
+        last = outcome
+        if all(r.get("passed") for r in records):
+            return outcome
+    assert last is not None
+    return last
+
+
+def _route(ctx: RunContext, node: LLMNode, messages: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+    try:
+        from contextflow.cost.router import Router
+    except ImportError:
+        raise UserError(
+            f"node '{node.id}' uses strategy: route, which needs contextflow.cost.router",
+            hint="use strategy: fixed or cascade",
+        ) from None
+    if not node.router:
+        raise UserError(f"node '{node.id}' uses strategy: route but names no router", hint="add router: PATH")
+    path = Path(node.router)
+    if not path.exists() and ctx.state is not None:
+        path = ctx.state.routers_dir / node.router
+    router = Router.load(path)
+    prompt = "\n\n".join(str(m["content"]) for m in messages if m["role"] == "user")
+    model, decision = router.choose(prompt, list(node.models or []))
+    return model, decision

@@ -1,0 +1,319 @@
+"""The ready-set scheduler: runs a plan's nodes as soon as their inputs are finished.
+
+Each node keeps a count of unfinished dependencies; a finished node decrements its dependents'
+counts and launches those that reach zero, so a run does work linear in nodes plus edges.
+Nodes run as asyncio tasks up to ``defaults.max_concurrency`` at once (the rest queue in plan
+order); model calls are further limited per model/provider inside the handlers.
+
+Finished results are checkpointed in groups: every result that finished during one turn of the
+event loop is committed in one transaction, and only then are events emitted and dependents
+released. Nothing downstream ever sees a result that is not on disk, and a wide DAG pays one
+commit per turn instead of one per node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from contextflow.cost.budget import BudgetExceeded
+from contextflow.dags.expressions import evaluate_condition
+from contextflow.dags.plan import Plan
+from contextflow.dags.refs import resolve_value
+from contextflow.errors import UserError
+from contextflow.runtime.attempts import NodeError
+from contextflow.runtime.context import RunContext
+from contextflow.runtime.events import (
+    NodeFailed,
+    NodeFinished,
+    NodeSkipped,
+    NodeStarted,
+    NodeWaiting,
+    RunFinished,
+    RunStarted,
+    Usage,
+)
+from contextflow.runtime.gates import Gate
+from contextflow.runtime.handlers import HANDLERS, Handler
+from contextflow.runtime.policies import NodePolicies, error_kind, policies_for
+from contextflow.runtime.results import FINISHED_STATES, NodeResult, RunResult
+from contextflow.runtime.store import RunStore
+
+
+@dataclass(slots=True)
+class _Prepared:
+    """Everything about a node that does not change during the run, computed once."""
+
+    node: Any
+    kind: str
+    handler: Handler
+    policies: NodePolicies
+    deps: tuple[str, ...]
+    dependents: tuple[str, ...]
+    when: str | None
+
+
+class Scheduler:
+    def __init__(
+        self,
+        plan: Plan,
+        ctx: RunContext,
+        *,
+        inputs: dict[str, Any],
+        store: RunStore | None = None,
+        prior: dict[str, NodeResult] | None = None,
+        gate: Gate | None = None,
+        resumed: bool = False,
+    ) -> None:
+        self.plan = plan
+        self.ctx = ctx
+        self.store = store
+        self.gate = gate
+        self.resumed = resumed
+        self.inputs = inputs
+        defaults = plan.spec.defaults
+        self.max_concurrency = defaults.max_concurrency
+        self.prepared: dict[str, _Prepared] = {
+            nid: _Prepared(
+                node, node.kind, HANDLERS[node.kind], policies_for(node, defaults), plan.deps[nid],
+                plan.dependents[nid], node.when,
+            )
+            for nid, node in plan.nodes.items()
+        }
+        self.scope: dict[str, Any] = {"inputs": inputs}
+        self.results: dict[str, NodeResult] = {}
+        self.prior = {nid: r for nid, r in (prior or {}).items() if r.finished and nid in self.prepared}
+        self._remaining: dict[str, int] = {}
+        self._queue: deque[str] = deque()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._unflushed: list[NodeResult] = []
+        self._flush_scheduled = False
+        self._settled = 0
+        self._stop_reason: str | None = None
+        self._done: asyncio.Future[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._emit: Callable[[Any], None] = ctx.bus.emit if ctx.bus else (lambda event: None)
+        self.cancelled_result: RunResult | None = None
+
+    # the run ------------------------------------------------------------------------------
+
+    async def execute(self) -> RunResult:
+        loop = self._loop = asyncio.get_running_loop()
+        self._done = loop.create_future()
+        run_id = self.ctx.run_id
+        self._emit(
+            RunStarted(run_id, self.plan.spec.name, self.inputs, list(self.plan.order),
+                       list(self.plan.graph.edges), resumed=self.resumed)
+        )
+        for nid, result in self.prior.items():
+            self.results[nid] = result
+            self.scope[nid] = result.value
+            self._settled += 1
+        remaining = self._remaining
+        for nid in self.plan.order:
+            if nid not in self.prior:
+                remaining[nid] = sum(1 for d in self.prepared[nid].deps if d not in self.prior)
+        for nid in self.plan.order:
+            if nid not in self.prior and remaining[nid] == 0:
+                self._launch(nid)
+        self._check_done()
+        try:
+            await self._done
+        except asyncio.CancelledError:
+            await self._cancel_in_flight()
+            self._flush()
+            self.cancelled_result = self._finish("cancelled", "cancelled; resume it to finish the remaining nodes")
+            raise
+        return self._finish(self._final_status(), self._stop_reason)
+
+    def _final_status(self) -> str:
+        if self.ctx.budget.exhausted is not None:
+            return "budget_exceeded"
+        statuses = {r.status for r in self.results.values()}
+        if "failed" in statuses:
+            return "failed"
+        if "waiting" in statuses:
+            return "waiting"
+        if any(r.status == "pending" for r in self.results.values()):
+            return "failed"
+        return "succeeded"
+
+    def _finish(self, status: str, error: str | None) -> RunResult:
+        usage = Usage()
+        cost = 0.0
+        for result in self.results.values():
+            usage.add(result.usage)
+            cost += result.cost_usd
+        for nid in self.plan.order:
+            if nid not in self.results:
+                self.results[nid] = NodeResult(nid, "pending", error=error or "not run")
+        outputs = self._outputs()
+        if error is None and status != "succeeded":
+            failed = [r for r in self.results.values() if r.status == "failed"]
+            error = "; ".join(f"{r.node_id}: {r.error}" for r in failed[:3]) or None
+        if self.store is not None:
+            self.store.set_run_status(self.ctx.run_id, status, error=error, outputs=outputs, cost_usd=cost)
+        self._emit(RunFinished(self.ctx.run_id, status, outputs, cost, usage, error=error))  # type: ignore[arg-type]
+        return RunResult(self.ctx.run_id, status, outputs, cost, usage, self.results, self.plan.spec.name, error)  # type: ignore[arg-type]
+
+    def _outputs(self) -> dict[str, Any]:
+        declared = self.plan.spec.outputs
+        if not declared:
+            sinks = [n for n in self.plan.order if not self.plan.dependents[n]]
+            return {n: self.scope[n] for n in sinks if n in self.scope}
+        outputs: dict[str, Any] = {}
+        for name, ref in declared.items():
+            try:
+                outputs[name] = resolve_value(ref, self.scope)
+            except LookupError:
+                continue  # its producer did not finish; the run's status says why
+        return outputs
+
+    async def _cancel_in_flight(self) -> None:
+        tasks = list(self._tasks.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # launching ----------------------------------------------------------------------------
+
+    def _launch(self, nid: str) -> None:
+        if nid in self.results:
+            return  # already settled (blocked by a failed upstream)
+        if self._stop_reason is not None:
+            self._block(nid, f"not started: {self._stop_reason}")
+            return
+        p = self.prepared[nid]
+        if p.deps and all(self.results[d].status == "skipped" for d in p.deps):
+            self._complete(NodeResult(nid, "skipped", error="every upstream node was skipped"))
+            return
+        if p.when is not None:
+            try:
+                go = evaluate_condition(p.when, self.scope)
+            except Exception as exc:
+                self._complete(NodeResult(nid, "failed", error=f"when: {p.when!r}: {exc}", error_type="condition"))
+                return
+            if not go:
+                self._complete(NodeResult(nid, "skipped", error=f"when: {p.when} is false"))
+                return
+        if len(self._tasks) >= self.max_concurrency:
+            self._queue.append(nid)
+            return
+        assert self._loop is not None
+        self._tasks[nid] = self._loop.create_task(self._run(nid, p))
+
+    async def _run(self, nid: str, p: _Prepared) -> None:
+        started = time.time()
+        self._emit(NodeStarted(self.ctx.run_id, nid, p.kind))
+        try:
+            result = None
+            if self.gate is not None:
+                result = await self.gate.before(self.ctx, nid, p.node, self.scope)
+            if result is None:
+                result = await p.handler(self.ctx, p.node, self.scope, nid, p.policies, None)
+                if self.gate is not None and result.status in FINISHED_STATES:
+                    result = await self.gate.after(self.ctx, nid, p.node, result)
+        except asyncio.CancelledError:
+            del self._tasks[nid]
+            raise
+        except NodeError as exc:
+            s = exc.spend
+            cause = exc.cause
+            etype = "budget" if isinstance(cause, BudgetExceeded) else exc.error_type
+            result = NodeResult(nid, "failed", None, s.usage, s.cost_usd, None, s.attempts, False, started,
+                                time.time(), str(exc), etype)
+        except BudgetExceeded as exc:
+            result = NodeResult(nid, "failed", started_at=started, finished_at=time.time(), error=str(exc),
+                                error_type="budget")
+        except UserError as exc:
+            result = NodeResult(nid, "failed", started_at=started, finished_at=time.time(), error=str(exc),
+                                error_type="user_error")
+        except Exception as exc:
+            result = NodeResult(nid, "failed", started_at=started, finished_at=time.time(),
+                                error=f"{type(exc).__name__}: {exc}", error_type=error_kind(exc))
+        del self._tasks[nid]
+        if result.started_at is None:
+            result.started_at = started
+        self._complete(result)
+
+    def _complete(self, result: NodeResult) -> None:
+        self.results[result.node_id] = result
+        if result.status in FINISHED_STATES:
+            self.scope[result.node_id] = result.value
+        self._unflushed.append(result)
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            assert self._loop is not None
+            self._loop.call_soon(self._flush)
+
+    def _block(self, nid: str, reason: str) -> None:
+        """Settle ``nid`` and everything below it as not runnable (left unfinished for resume)."""
+        stack = [nid]
+        while stack:
+            current = stack.pop()
+            if current in self.results:
+                continue
+            self.results[current] = NodeResult(current, "pending", error=reason)
+            self._settled += 1
+            stack.extend(self.prepared[current].dependents)
+
+    # checkpoints and release ----------------------------------------------------------------
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        batch = self._unflushed
+        if not batch:
+            return
+        self._unflushed = []
+        if self.store is not None:
+            self.store.save_nodes(self.ctx.run_id, batch)
+        run_id = self.ctx.run_id
+        emit = self._emit
+        remaining = self._remaining
+        for r in batch:
+            self._settled += 1
+            status = r.status
+            nid = r.node_id
+            if status in FINISHED_STATES:
+                if status == "skipped":
+                    emit(NodeSkipped(run_id, nid, r.error or "skipped"))
+                else:
+                    emit(NodeFinished(run_id, nid, status, r.value, r.cost_usd, r.usage, r.model, r.cache_hit,
+                                      r.duration_s))
+                for dep in self.prepared[nid].dependents:
+                    remaining[dep] -= 1
+                    if remaining[dep] == 0:
+                        self._launch(dep)
+            elif status == "waiting":
+                emit(NodeWaiting(run_id, nid, r.error_type or "approval", r.value))
+                for dep in self.prepared[nid].dependents:
+                    self._block(dep, f"waiting for approval of '{nid}'")
+            else:
+                emit(NodeFailed(run_id, nid, r.error or "failed", r.error_type or "error", r.duration_s))
+                if r.error_type == "budget" and self._stop_reason is None:
+                    self._stop_reason = r.error or "budget exhausted"
+                for dep in self.prepared[nid].dependents:
+                    self._block(dep, f"upstream node '{nid}' failed")
+        self._drain_queue()
+        self._check_done()
+
+    def _drain_queue(self) -> None:
+        while self._queue and len(self._tasks) < self.max_concurrency:
+            self._launch(self._queue.popleft())
+        if self._stop_reason is not None:
+            while self._queue:
+                self._launch(self._queue.popleft())
+
+    def _check_done(self) -> None:
+        if (
+            self._settled >= len(self.prepared)
+            and not self._tasks
+            and not self._unflushed
+            and self._done is not None
+            and not self._done.done()
+        ):
+            self._done.set_result(None)
