@@ -14,7 +14,8 @@ from contextflow.errors import UserError
 
 #: Every code a check can report, with a one-line meaning (``contextflow validate --codes`` lists them).
 PROBLEM_CODES: dict[str, str] = {
-    "file-not-found": "the pipeline file does not exist or cannot be read",
+    "file-not-found": "the pipeline file does not exist",
+    "file-unreadable": "the pipeline file cannot be read as UTF-8 text",
     "yaml-syntax": "the file is not valid YAML",
     "duplicate-key": "a mapping repeats a key (YAML keeps only one of them)",
     "wrong-type": "a value has the wrong type for its key",

@@ -103,6 +103,6 @@ def check_file(path: str | Path, *, allow_imports: Iterable[str] | Allowlist = (
         return ValidationReport(None, [Problem("file-not-found", f"no such file: {path}",
                                                hint="check the path", file=str(path))])
     except (OSError, UnicodeDecodeError) as exc:
-        return ValidationReport(None, [Problem("file-not-found", f"cannot read {path}: {exc}",
+        return ValidationReport(None, [Problem("file-unreadable", f"cannot read {path}: {exc}",
                                                hint="the file must be UTF-8 text", file=str(path))])
     return validate_text(text, file=str(path), allow_imports=allow_imports, check_models=check_models)

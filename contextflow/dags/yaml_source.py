@@ -152,6 +152,9 @@ def _syntax_problem(exc: yaml.MarkedYAMLError, file: str | None, text: str) -> P
     return Problem("yaml-syntax", what, hint=hint, file=file, line=line, column=column)
 
 
+_PLAIN_TAGS = frozenset({"tag:yaml.org,2002:seq", "tag:yaml.org,2002:map"})
+
+
 class _Walker:
     def __init__(self, loader: Any, source: SourceMap, file: str | None) -> None:
         self.loader = loader
@@ -175,6 +178,9 @@ class _Walker:
                     self.source.index_of(end.line, end.column),
                 )
             return value
+        if node.tag not in _PLAIN_TAGS:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"the tag {node.tag} is not allowed (only plain YAML data)", mark)
         if isinstance(node, SequenceNode):
             items: list[Any] = []
             self._built[id(node)] = items
