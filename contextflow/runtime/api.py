@@ -11,10 +11,11 @@ from typing import Any, Iterable, Mapping
 
 from contextflow.cost.budget import Budget
 from contextflow.dags.imports import Allowlist
-from contextflow.dags.plan import PlanError, build_plan
+from contextflow.dags.plan import Plan, PlanError, build_plan
 from contextflow.dags.spec import BudgetSpec, PipelineSpec
 from contextflow.errors import UserError
 from contextflow.runtime.cache import ResultCache
+from contextflow.runtime.checkpoints import CheckpointMode
 from contextflow.runtime.context import CallLimits, RunContext
 from contextflow.runtime.events import EventBus, EventSink
 from contextflow.runtime.executor import Executor, LocalExecutor
@@ -117,9 +118,11 @@ async def _execute(
     gate: Gate | None,
     prior: dict[str, Any] | None = None,
     resumed: bool = False,
+    checkpoint: CheckpointMode = "node",
+    plan: Plan | None = None,
 ) -> RunResult:
     try:
-        plan = build_plan(spec)
+        plan = plan if plan is not None and plan.spec is spec else build_plan(spec)
     except PlanError as exc:
         raise UserError(f"pipeline '{spec.name}': {exc}") from None
     bus = EventBus(list(sinks))
@@ -133,7 +136,9 @@ async def _execute(
         limits=CallLimits(spec.defaults.provider_limits), allowlist=Allowlist.build(allow_imports), state=state,
         cache=ResultCache(state.cache_dir) if cache else None, workdir=workdir, default_model=model,
     )
-    scheduler = Scheduler(plan, ctx, inputs=inputs, store=store, prior=prior, gate=gate, resumed=resumed)
+    scheduler = Scheduler(
+        plan, ctx, inputs=inputs, store=store, prior=prior, gate=gate, resumed=resumed, checkpoint=checkpoint
+    )
     try:
         return await scheduler.execute()
     finally:
@@ -146,7 +151,7 @@ async def _execute(
 
 
 async def arun(
-    pipeline: PipelineSpec | str | os.PathLike[str] | Mapping[str, Any],
+    pipeline: Plan | PipelineSpec | str | os.PathLike[str] | Mapping[str, Any],
     inputs: Mapping[str, Any] | None = None,
     *,
     project: str | os.PathLike[str] | None = None,
@@ -161,19 +166,23 @@ async def arun(
     cache: bool = True,
     allow_imports: Iterable[str] = (),
     gate: Gate | None = None,
+    checkpoint: CheckpointMode = "node",
 ) -> RunResult:
-    """Run a pipeline (a spec, a YAML path or a dict) and return its result.
+    """Run a pipeline (a built plan, a spec, a YAML path or a dict) and return its result.
 
-    Every finished node is checkpointed in the project's run store as it finishes, so an
-    interrupted run can be continued with :func:`aresume`.
+    Every finished node is checkpointed in the project's run store as it finishes
+    (``checkpoint``: see :mod:`contextflow.runtime.checkpoints`), so an interrupted run can be
+    continued with :func:`aresume`.
     """
-    spec = load_spec(pipeline)
+    plan = pipeline if isinstance(pipeline, Plan) else None
+    spec = plan.spec if plan is not None else load_spec(pipeline)  # type: ignore[arg-type]
     bound = bind_inputs(spec, inputs)
     state = StateDir.for_project(project).ensure()
     run_id = run_id or new_run_id()
     root = Path(workdir) if workdir is not None else Path(project) if project is not None else Path.cwd()
-    options = {"model": model, "workdir": str(root.resolve()), "cache": cache, "allow_imports": list(allow_imports),
-               "autonomy": autonomy}
+    allow_imports = list(allow_imports)
+    options = {"model": model, "workdir": str(root.resolve()), "cache": cache, "allow_imports": allow_imports,
+               "autonomy": autonomy, "checkpoint": checkpoint}
     store = RunStore(state.runs_db)
     try:
         store.create_run(
@@ -184,7 +193,7 @@ async def arun(
         return await _execute(
             spec, bound, run_id=run_id, state=state, store=store, sinks=sinks, trace=trace, executor=executor,
             budget=_budget(spec, budget), model=model, workdir=root, cache=cache, allow_imports=allow_imports,
-            gate=gate,
+            gate=gate, checkpoint=checkpoint, plan=plan,
         )
     finally:
         store.close()
@@ -223,6 +232,7 @@ async def aresume(
             executor=executor, budget=_budget(spec, budget, spent_cost, spent_tokens), model=options.get("model"),
             workdir=Path(options.get("workdir") or Path.cwd()), cache=bool(options.get("cache", True)),
             allow_imports=options.get("allow_imports") or (), gate=gate, prior=prior, resumed=True,
+            checkpoint=options.get("checkpoint") or "node",
         )
     finally:
         store.close()

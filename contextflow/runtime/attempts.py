@@ -81,10 +81,14 @@ async def submit_timed(ctx: RunContext, work: Work, policies: NodePolicies) -> A
     timeout = policies.timeout.bounded_by(ctx.budget.remaining_wall_s())
     if timeout is None:
         return await ctx.executor.submit(work)
+    deadline = asyncio.timeout(timeout)
     try:
-        return await asyncio.wait_for(ctx.executor.submit(work), timeout)
-    except asyncio.TimeoutError:
-        raise TimeoutError(f"no result within {timeout:g} s") from None
+        async with deadline:
+            return await ctx.executor.submit(work)
+    except TimeoutError:
+        if deadline.expired():
+            raise TimeoutError(f"no result within {timeout:g} s") from None
+        raise
 
 
 def attempt_record(

@@ -15,7 +15,7 @@ import inspect
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any, Callable, Protocol, runtime_checkable
 
 
@@ -46,6 +46,7 @@ class Executor(Protocol):
     async def aclose(self) -> None: ...
 
 
+@lru_cache(maxsize=4096)
 def is_async_callable(fn: Callable[..., Any]) -> bool:
     return inspect.iscoroutinefunction(fn) or inspect.iscoroutinefunction(getattr(fn, "__call__", None))
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import ChainMap
+from functools import lru_cache
 from typing import Any, Awaitable, Callable, Mapping
 
 from contextflow.cost.budget import BudgetExceeded
-from contextflow.dags.imports import resolve_callable
-from contextflow.dags.refs import resolve_value
+from contextflow.dags.imports import Allowlist, registered_function, resolve_callable
+from contextflow.dags.refs import find_refs, iter_refs, lookup, resolve_value
 from contextflow.dags.spec import LLMNode, MapNode, PythonNode, RetrieveNode, ToolNode
 from contextflow.errors import UserError
-from contextflow.runtime.attempts import NodeError, Spend, attempt_record, submit_timed, with_retries
+from contextflow.runtime.attempts import NodeError, Spend, attempt_record, submit_timed
 from contextflow.runtime.cache import CacheEntry, cache_key, spec_fingerprint
 from contextflow.runtime.context import RunContext
 from contextflow.runtime.events import RetrievalFinished, Usage
@@ -77,26 +78,89 @@ async def _run_callable(
     ctx: RunContext, node: Any, node_id: str, policies: NodePolicies, kind: str, fn: Callable[..., Any],
     kwargs: dict[str, Any], item: int | None,
 ) -> tuple[Any, Spend]:
+    """Run ``fn`` through the executor with the node's timeout and retry policy.
+
+    Written as one loop rather than through ``with_retries`` because python nodes are the
+    scheduler's cheapest and most numerous: every coroutine layer shows in per-node overhead.
+    """
     spend = Spend()
     is_async = is_async_callable(fn)
-
-    async def attempt(number: int) -> Any:
+    resources = node.resources
+    failures = 0
+    while True:
+        number = spend.take_attempt_number()
         started = time.monotonic()
-        work = Work(node_id, kind, fn, kwargs, is_async=is_async, resources=dict(node.resources), attempt=number)
+        work = Work(node_id, kind, fn, kwargs, is_async, resources, number)
         try:
             value = await submit_timed(ctx, work, policies)
+        except (UserError, BudgetExceeded, asyncio.CancelledError):
+            raise
         except Exception as exc:
             spend.attempts.append(attempt_record(number, ok=False, started=started, error=exc, item=item))
-            raise
+            failures += 1
+            left = ctx.budget.remaining_wall_s()
+            delay = policies.retry.delay(failures, ctx.rng)
+            if not policies.retry.should_retry(exc, failures) or (left is not None and delay >= left):
+                message = f"{kind} node '{node_id}' failed: {type(exc).__name__}: {exc}"
+                raise NodeError(message, cause=exc, spend=spend) from exc
+            await ctx.sleep(delay)
+            continue
         spend.attempts.append(attempt_record(number, ok=True, started=started, item=item))
-        return value
+        return value, spend
 
-    try:
-        return await with_retries(ctx, policies, attempt, spend), spend
-    except (UserError, BudgetExceeded, asyncio.CancelledError):
-        raise
-    except Exception as exc:
-        raise NodeError(f"{kind} node '{node_id}' failed: {type(exc).__name__}: {exc}", cause=exc, spend=spend) from exc
+
+def _arg_plan(ctx: RunContext, node: Any) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    """A node's arguments as a function of the scope, worked out once per node object.
+
+    Arguments without references are returned as they are; an argument that is exactly one
+    reference is a direct lookup; anything else goes through ``resolve_value``.
+    """
+    cached = _ARG_PLANS.get(id(node))
+    if cached is not None and cached[0] is node:
+        return cached[1]
+    plan = _compile_args(dict(node.args))
+    if len(_ARG_PLANS) >= _ARG_PLANS_MAX:
+        _ARG_PLANS.clear()
+    _ARG_PLANS[id(node)] = (node, plan)  # holding the node keeps its id from being reused
+    return plan
+
+
+_ARG_PLANS: dict[int, tuple[Any, Callable[[Mapping[str, Any]], dict[str, Any]]]] = {}
+_ARG_PLANS_MAX = 65536
+
+
+def _compile_args(args: dict[str, Any]) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
+    if not args:
+        return lambda scope: {}
+    dynamic: list[tuple[str, Callable[[Mapping[str, Any]], Any]]] = []
+    for name, value in args.items():
+        if not any(True for _ in iter_refs(value)):
+            continue
+        whole = find_refs(value.strip()) if isinstance(value, str) else []
+        if len(whole) == 1 and whole[0].start == 0 and whole[0].end == len(value.strip()):
+            dynamic.append((name, lambda scope, ref=whole[0]: lookup(ref, scope)))
+        else:
+            dynamic.append((name, lambda scope, value=value: resolve_value(value, scope)))
+    if not dynamic:
+        return lambda scope: dict(args)
+    constant = {k: v for k, v in args.items() if k not in dict(dynamic)}
+
+    def resolve(scope: Mapping[str, Any]) -> dict[str, Any]:
+        out = dict(constant)
+        for name, get in dynamic:
+            out[name] = get(scope)
+        return out
+
+    return resolve
+
+
+def _callable(path: str, allowlist: Allowlist) -> Callable[..., Any]:
+    return registered_function(path) or _imported(path, allowlist)
+
+
+@lru_cache(maxsize=4096)
+def _imported(path: str, allowlist: Allowlist) -> Callable[..., Any]:
+    return resolve_callable(path, allowlist)
 
 
 def _python_key(node: PythonNode, kwargs: dict[str, Any]) -> str:
@@ -108,8 +172,8 @@ async def run_python(
     ctx: RunContext, node: PythonNode, scope: Mapping[str, Any], node_id: str, policies: NodePolicies, item: int | None = None
 ) -> NodeResult:
     started = time.time()
-    fn = resolve_callable(node.function, ctx.allowlist)
-    kwargs = resolve_value(node.args, scope) if node.args else {}
+    fn = _callable(node.function, ctx.allowlist)
+    kwargs = _arg_plan(ctx, node)(scope)
     key = _python_key(node, kwargs) if policies.cache.enabled and ctx.cache is not None else ""
     if key:
         hit = _cached(ctx, policies, key)
@@ -132,13 +196,13 @@ async def run_tool(
     ctx: RunContext, node: ToolNode, scope: Mapping[str, Any], node_id: str, policies: NodePolicies, item: int | None = None
 ) -> NodeResult:
     started = time.time()
-    kwargs = resolve_value(node.args, scope) if node.args else {}
+    kwargs = _arg_plan(ctx, node)(scope)
     builtin = BUILTIN_TOOLS.get(node.tool)
     if builtin is not None:
         fn = builtin
         kwargs = {**kwargs, "workdir": str(ctx.workdir)}
     else:
-        fn = resolve_callable(node.tool, ctx.allowlist)
+        fn = _callable(node.tool, ctx.allowlist)
     value, spend = await _run_callable(ctx, node, node_id, policies, "tool", fn, kwargs, item)
     return _ok(node_id, value, spend, started)
 

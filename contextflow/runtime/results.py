@@ -120,8 +120,17 @@ def _restore(obj: dict[str, Any]) -> Any:
         return obj["data"]
 
 
+# One encoder instance: json.dumps with any non-default option builds a new encoder per call.
+_ENCODER = json.JSONEncoder(default=_default, ensure_ascii=False, separators=(",", ":"))
+_ATTEMPTS_ENCODER = json.JSONEncoder(default=str, ensure_ascii=False, separators=(",", ":"))
+
+
 def encode_value(value: Any) -> str:
-    return json.dumps(value, default=_default, ensure_ascii=False, separators=(",", ":"))
+    return _ENCODER.encode(value)
+
+
+def encode_attempts(attempts: list[dict[str, Any]]) -> str:
+    return _ATTEMPTS_ENCODER.encode(attempts)
 
 
 def decode_value(text: str | None) -> Any:

@@ -25,6 +25,7 @@ from contextflow.dags.plan import Plan
 from contextflow.dags.refs import resolve_value
 from contextflow.errors import UserError
 from contextflow.runtime.attempts import NodeError
+from contextflow.runtime.checkpoints import CHECKPOINT_MODES, BackgroundWriter, CheckpointMode
 from contextflow.runtime.context import RunContext
 from contextflow.runtime.events import (
     NodeFailed,
@@ -67,10 +68,15 @@ class Scheduler:
         prior: dict[str, NodeResult] | None = None,
         gate: Gate | None = None,
         resumed: bool = False,
+        checkpoint: CheckpointMode = "node",
     ) -> None:
+        if checkpoint not in CHECKPOINT_MODES:
+            raise UserError(f"unknown checkpoint mode '{checkpoint}'", hint=f"use one of {', '.join(CHECKPOINT_MODES)}")
         self.plan = plan
         self.ctx = ctx
-        self.store = store
+        self.store = store if checkpoint != "off" else None
+        self.checkpoint = checkpoint
+        self._writer: BackgroundWriter | None = None
         self.gate = gate
         self.resumed = resumed
         self.inputs = inputs
@@ -87,10 +93,13 @@ class Scheduler:
         self.results: dict[str, NodeResult] = {}
         self.prior = {nid: r for nid, r in (prior or {}).items() if r.finished and nid in self.prepared}
         self._remaining: dict[str, int] = {}
-        self._queue: deque[str] = deque()
-        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._ready: deque[str] = deque()
+        self._workers: set[asyncio.Task[None]] = set()
+        self._running = 0
+        self._starting = 0
         self._unflushed: list[NodeResult] = []
         self._flush_scheduled = False
+        self._flushing = False
         self._settled = 0
         self._stop_reason: str | None = None
         self._done: asyncio.Future[None] | None = None
@@ -103,6 +112,8 @@ class Scheduler:
     async def execute(self) -> RunResult:
         loop = self._loop = asyncio.get_running_loop()
         self._done = loop.create_future()
+        if self.store is not None and self.checkpoint == "background":
+            self._writer = BackgroundWriter(self.store)
         run_id = self.ctx.run_id
         self._emit(
             RunStarted(run_id, self.plan.spec.name, self.inputs, list(self.plan.order),
@@ -119,15 +130,26 @@ class Scheduler:
         for nid in self.plan.order:
             if nid not in self.prior and remaining[nid] == 0:
                 self._launch(nid)
-        self._check_done()
+        self._flush()
         try:
             await self._done
         except asyncio.CancelledError:
             await self._cancel_in_flight()
             self._flush()
+            self._close_writer()
             self.cancelled_result = self._finish("cancelled", "cancelled; resume it to finish the remaining nodes")
             raise
+        except BaseException:
+            self._close_writer()
+            raise
+        self._close_writer()
+        if self._writer is not None and self._writer.error is not None:
+            return self._finish("failed", f"could not write checkpoints: {self._writer.error}")
         return self._finish(self._final_status(), self._stop_reason)
+
+    def _close_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
 
     def _final_status(self) -> str:
         if self.ctx.budget.exhausted is not None:
@@ -173,7 +195,7 @@ class Scheduler:
         return outputs
 
     async def _cancel_in_flight(self) -> None:
-        tasks = list(self._tasks.values())
+        tasks = list(self._workers)
         for task in tasks:
             task.cancel()
         if tasks:
@@ -200,14 +222,39 @@ class Scheduler:
             if not go:
                 self._complete(NodeResult(nid, "skipped", error=f"when: {p.when} is false"))
                 return
-        if len(self._tasks) >= self.max_concurrency:
-            self._queue.append(nid)
-            return
-        assert self._loop is not None
-        self._tasks[nid] = self._loop.create_task(self._run(nid, p))
+        self._ready.append(nid)
+
+    def _spawn_workers(self, reserve: int = 0) -> None:
+        """Start workers for ready nodes, up to ``max_concurrency`` workers in all.
+
+        ``reserve`` counts workers about to look at the ready queue anyway (the one whose node
+        just finished), so a chain runs entirely in one worker without a task per node.
+        """
+        want = len(self._ready) - reserve - self._starting
+        loop = self._loop
+        assert loop is not None
+        while want > 0 and len(self._workers) < self.max_concurrency:
+            task = loop.create_task(self._worker())
+            self._workers.add(task)
+            task.add_done_callback(self._workers.discard)
+            self._starting += 1
+            want -= 1
+
+    async def _worker(self) -> None:
+        self._starting -= 1
+        ready = self._ready
+        prepared = self.prepared
+        while ready:
+            nid = ready.popleft()
+            if self._stop_reason is not None:
+                self._block(nid, f"not started: {self._stop_reason}")
+                self._check_done()
+                continue
+            await self._run(nid, prepared[nid])
 
     async def _run(self, nid: str, p: _Prepared) -> None:
         started = time.time()
+        self._running += 1
         self._emit(NodeStarted(self.ctx.run_id, nid, p.kind))
         try:
             result = None
@@ -218,7 +265,7 @@ class Scheduler:
                 if self.gate is not None and result.status in FINISHED_STATES:
                     result = await self.gate.after(self.ctx, nid, p.node, result)
         except asyncio.CancelledError:
-            del self._tasks[nid]
+            self._running -= 1
             raise
         except NodeError as exc:
             s = exc.spend
@@ -235,17 +282,20 @@ class Scheduler:
         except Exception as exc:
             result = NodeResult(nid, "failed", started_at=started, finished_at=time.time(),
                                 error=f"{type(exc).__name__}: {exc}", error_type=error_kind(exc))
-        del self._tasks[nid]
+        self._running -= 1
         if result.started_at is None:
             result.started_at = started
-        self._complete(result)
+        self._complete(result, in_worker=True)
 
-    def _complete(self, result: NodeResult) -> None:
+    def _complete(self, result: NodeResult, in_worker: bool = False) -> None:
         self.results[result.node_id] = result
         if result.status in FINISHED_STATES:
             self.scope[result.node_id] = result.value
         self._unflushed.append(result)
-        if not self._flush_scheduled:
+        if self.checkpoint != "node" or self.store is None:
+            self._flush(1 if in_worker else 0)  # nothing to wait for: release dependents now
+        elif not self._flush_scheduled:
+            # Group every result of this loop turn into one commit.
             self._flush_scheduled = True
             assert self._loop is not None
             self._loop.call_soon(self._flush)
@@ -263,13 +313,30 @@ class Scheduler:
 
     # checkpoints and release ----------------------------------------------------------------
 
-    def _flush(self) -> None:
+    def _flush(self, reserve: int = 0) -> None:
         self._flush_scheduled = False
-        batch = self._unflushed
-        if not batch:
-            return
-        self._unflushed = []
-        if self.store is not None:
+        if self._flushing:
+            return  # a launch inside the loop below settled a node; the loop picks it up
+        self._flushing = True
+        try:
+            while self._unflushed:
+                self._release(self._unflushed)
+        finally:
+            self._flushing = False
+        if self._ready:
+            if self._stop_reason is not None:
+                while self._ready:
+                    self._block(self._ready.popleft(), f"not started: {self._stop_reason}")
+            else:
+                self._spawn_workers(reserve)
+        self._check_done()
+
+    def _release(self, pending: list[NodeResult]) -> None:
+        batch = list(pending)
+        pending.clear()
+        if self._writer is not None:
+            self._writer.put(self.ctx.run_id, batch)
+        elif self.store is not None:
             self.store.save_nodes(self.ctx.run_id, batch)
         run_id = self.ctx.run_id
         emit = self._emit
@@ -298,20 +365,11 @@ class Scheduler:
                     self._stop_reason = r.error or "budget exhausted"
                 for dep in self.prepared[nid].dependents:
                     self._block(dep, f"upstream node '{nid}' failed")
-        self._drain_queue()
-        self._check_done()
-
-    def _drain_queue(self) -> None:
-        while self._queue and len(self._tasks) < self.max_concurrency:
-            self._launch(self._queue.popleft())
-        if self._stop_reason is not None:
-            while self._queue:
-                self._launch(self._queue.popleft())
 
     def _check_done(self) -> None:
         if (
             self._settled >= len(self.prepared)
-            and not self._tasks
+            and not self._running
             and not self._unflushed
             and self._done is not None
             and not self._done.done()

@@ -12,7 +12,6 @@ Approvals (helper G) use the ``decisions`` table and the ``waiting`` node state.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sqlite3
 import threading
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from contextflow.runtime.events import Usage
-from contextflow.runtime.results import NodeResult, decode_value, encode_value, usage_from_dict
+from contextflow.runtime.results import NodeResult, decode_value, encode_attempts, encode_value, usage_from_dict
 from contextflow.state import STATE_FORMAT_VERSION
 
 _SCHEMA = """
@@ -192,7 +191,10 @@ class RunStore:
 
     def save_nodes(self, run_id: str, results: Iterable[NodeResult]) -> None:
         """Persist finished (or waiting/failed) nodes in one transaction."""
-        rows = [_node_row(run_id, r) for r in results]
+        self.save_rows([node_row(run_id, r) for r in results])
+
+    def save_rows(self, rows: list[tuple[Any, ...]]) -> None:
+        """Commit rows made by :func:`node_row` in one transaction."""
         if not rows:
             return
         with self._lock:
@@ -264,12 +266,20 @@ class RunStore:
             self._conn.execute("UPDATE decisions SET applied = 1 WHERE id = ?", (decision_id,))
 
 
-def _node_row(run_id: str, r: NodeResult) -> tuple[Any, ...]:
-    usage = r.usage if isinstance(r.usage, Usage) else Usage()
+def _usage_json(u: Usage) -> str | None:
+    if not (u.input_tokens or u.output_tokens or u.cache_read_tokens or u.reasoning_tokens):
+        return None
     return (
-        run_id, r.node_id, r.status, encode_value(r.value), json.dumps(dataclasses.asdict(usage)), r.cost_usd,
-        r.model, json.dumps(r.attempts, default=str), int(r.cache_hit), r.started_at, r.finished_at,
-        r.error, r.error_type,
+        f'{{"input_tokens":{u.input_tokens},"output_tokens":{u.output_tokens},'
+        f'"cache_read_tokens":{u.cache_read_tokens},"reasoning_tokens":{u.reasoning_tokens}}}'
+    )
+
+
+def node_row(run_id: str, r: NodeResult) -> tuple[Any, ...]:
+    return (
+        run_id, r.node_id, r.status, encode_value(r.value), _usage_json(r.usage), r.cost_usd,
+        r.model, encode_attempts(r.attempts) if r.attempts else None, int(r.cache_hit), r.started_at,
+        r.finished_at, r.error, r.error_type,
     )
 
 
