@@ -55,13 +55,19 @@ class ModelChecker:
                         if verify.kind == "judge" and verify.model:
                             self.known(verify.model, (*inner_path, "verify", index, "model"))
                 elif isinstance(inner, RetrieveNode) and inner.for_model:
-                    self.known(inner.for_model, (*inner_path, "for_model"))
+                    if self.known(inner.for_model, (*inner_path, "for_model")):
+                        self._check_window_budget(inner, inner_path)
         if ctx.spec.defaults.model:
             self.known(ctx.spec.defaults.model, ("defaults", "model"))
         self._check_budget(llm_nodes)
 
     # -- names -------------------------------------------------------------------------------
     def _ladder(self, node: LLMNode, path: PathKey) -> list[tuple[str, PathKey]]:
+        if node.strategy != "fixed" and len(node.models or ()) < 2:
+            self.ctx.add("invalid-value",
+                         f"llm node '{node.id}' uses strategy '{node.strategy}', which needs a ladder of "
+                         "at least two models", (*path, "strategy"),
+                         hint="list them cheapest first: models: [CHEAP, STRONG]")
         if node.models:
             rungs = [(name, (*path, "models", i)) for i, name in enumerate(node.models)]
         elif node.model:
@@ -74,6 +80,14 @@ class ModelChecker:
                          hint="add 'model: NAME' to the node or 'defaults: {model: NAME}' to the pipeline")
             return []
         return [(name, rung_path) for name, rung_path in rungs if self.known(name, rung_path)]
+
+    def _check_window_budget(self, node: RetrieveNode, path: PathKey) -> None:
+        limits = self.limits(node.for_model or "")
+        if isinstance(limits, ModelLimits) and limits.max_input_tokens and node.budget_tokens > limits.max_input_tokens:
+            self.ctx.add("context-overflow",
+                         f"retrieve node '{node.id}' packs up to {node.budget_tokens} tokens, more than "
+                         f"'{node.for_model}' can read ({limits.max_input_tokens})",
+                         (*path, "budget_tokens"), hint=f"set budget_tokens below {limits.max_input_tokens}")
 
     def known(self, name: str, path: PathKey) -> bool:
         """True when the model is known; reports unknown-model at ``path`` otherwise."""

@@ -26,7 +26,7 @@ from contextflow.dags.imports import Allowlist
 from contextflow.dags.problems import Problem, sort_problems
 from contextflow.dags.spec import PipelineSpec
 from contextflow.dags.structure import structure
-from contextflow.dags.yaml_source import SourceMap, parse_yaml
+from contextflow.dags.yaml_source import SourceMap, gc_paused, parse_yaml
 
 
 @dataclass
@@ -56,10 +56,11 @@ def validate_spec(
 ) -> ValidationReport:
     """Check a spec built in Python (no source positions) or loaded from YAML."""
     ctx = _ctx or CheckContext(spec, allowlist=_allowlist(allow_imports))
-    graph = RefChecker(ctx).run()
-    check_code(ctx)
-    if check_models:
-        ModelChecker(ctx).run()
+    with gc_paused():
+        graph = RefChecker(ctx).run()
+        check_code(ctx)
+        if check_models:
+            ModelChecker(ctx).run()
     return ValidationReport(spec, sort_problems(ctx.problems), ctx.source, graph)
 
 
@@ -70,10 +71,11 @@ def validate_text(
     allow_imports: Iterable[str] | Allowlist = (),
     check_models: bool = True,
 ) -> ValidationReport:
-    parsed = parse_yaml(text, file=file)
-    if parsed.data is None and parsed.problems:
-        return ValidationReport(None, parsed.problems, parsed.source)
-    structured = structure(parsed.data, parsed.source, file)
+    with gc_paused():
+        parsed = parse_yaml(text, file=file)
+        if parsed.data is None and parsed.problems:
+            return ValidationReport(None, parsed.problems, parsed.source)
+        structured = structure(parsed.data, parsed.source, file)
     ctx = CheckContext(
         structured.spec,
         source=parsed.source,

@@ -10,9 +10,11 @@ silently (keeping the last one).
 
 from __future__ import annotations
 
+import gc
 from bisect import bisect_right
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
@@ -103,6 +105,23 @@ class SourceMap:
         if line0 >= len(self._line_starts):
             return len(self.text)
         return self._line_starts[line0] + column0
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while building a large document.
+
+    Loading allocates many objects and no garbage cycles; with the collector on, its full passes
+    over an ever larger heap make loading superlinear (10x the nodes took 45x the time with
+    libyaml at 1k -> 10k nodes). Reference counting still frees everything as usual.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 @dataclass
