@@ -41,4 +41,4 @@ def test_valid_example_plans_in_dependency_order() -> None:
     plan = build_plan(spec)
     order = plan.order
     assert order.index("context") < order.index("review") < order.index("fixes")
-    assert set(plan.deps["count"]) == {"review"}
+    assert set(plan.deps["report"]) == {"review"}
