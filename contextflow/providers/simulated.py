@@ -38,7 +38,7 @@ class SimConfig:
     latency_spread: float = 0.0  # uniform: +/- ms; lognormal: sigma
     output_tokens: int | None = None  # None: count the reply's tokens
     failure_rates: dict[str, float] = field(default_factory=dict)  # fault kind -> probability per call
-    fail_first: list[str] = field(default_factory=list)  # faults for the first calls of each prompt
+    fail_first: list[str] = field(default_factory=list)  # faults for the first calls of each conversation
     hang_s: float = 30.0  # how long a "timeout" fault hangs before litellm.Timeout
     reply: str = "echo"  # "echo", or a fixed reply text
     script: dict[str, str] = field(default_factory=dict)  # prompt substring -> reply
@@ -68,6 +68,7 @@ class SimStats:
 
 _configs: dict[str, SimConfig] = {}
 _stats: dict[str, SimStats] = {}
+_all = SimStats()  # every sim model together (the provider as a whole)
 _prompt_calls: dict[tuple[str, str], int] = {}
 _lock = threading.Lock()
 
@@ -95,9 +96,16 @@ def stats(name: str) -> SimStats:
         return _stats.setdefault(name.removeprefix("sim/"), SimStats())
 
 
+def provider_stats() -> SimStats:
+    """Calls and peak concurrency of all sim models together."""
+    return _all
+
+
 def reset(name: str | None = None) -> None:
-    """Forget call counts and stats (of one model, or all)."""
+    """Forget call counts and stats (of one model, or all; the provider totals are reset too)."""
+    global _all
     with _lock:
+        _all = SimStats()
         if name is None:
             _stats.clear()
             _prompt_calls.clear()
@@ -109,7 +117,10 @@ def reset(name: str | None = None) -> None:
 
 
 def _digest(messages: list[dict[str, Any]]) -> str:
-    text = json.dumps(messages, sort_keys=True, default=str)
+    """The conversation's identity: its messages up to the first user turn, so a retry and a
+    follow-up (e.g. a repair request) of the same conversation count as its later calls."""
+    first_user = next((i for i, m in enumerate(messages) if m.get("role") == "user"), len(messages) - 1)
+    text = json.dumps(messages[: first_user + 1], sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -252,14 +263,17 @@ class _Tracker:
 
     def __enter__(self) -> "_Tracker":
         with _lock:
-            self.stats.calls += 1
-            self.stats.in_flight += 1
-            self.stats.peak_in_flight = max(self.stats.peak_in_flight, self.stats.in_flight)
+            self.total = _all
+            for stat in (self.stats, self.total):
+                stat.calls += 1
+                stat.in_flight += 1
+                stat.peak_in_flight = max(stat.peak_in_flight, stat.in_flight)
         return self
 
     def __exit__(self, *_: Any) -> None:
         with _lock:
             self.stats.in_flight -= 1
+            self.total.in_flight -= 1
 
     def fault(self, kind: str | None) -> None:
         with _lock:

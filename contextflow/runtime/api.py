@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from contextflow.cost import catalog
 from contextflow.cost.budget import Budget
 from contextflow.dags.imports import Allowlist
 from contextflow.dags.plan import Plan, PlanError, build_plan
@@ -36,27 +37,29 @@ def new_run_id() -> str:
     return f"{stamp}-{uuid.uuid4().hex[:8]}"
 
 
-def load_spec(pipeline: PipelineSpec | str | os.PathLike[str] | Mapping[str, Any]) -> PipelineSpec:
+def load_spec(
+    pipeline: PipelineSpec | str | os.PathLike[str] | Mapping[str, Any], *, allow_imports: Iterable[str] = ()
+) -> PipelineSpec:
+    """A spec from a spec, a dict or a YAML file (checked by ``contextflow.dags.loader``).
+
+    A pipeline whose only problem is that some llm node names no model is accepted: at run time
+    such nodes use ``--model``, ``$CONTEXTFLOW_MODEL``, a hosted model whose API key is set, or
+    the embedded local model.
+    """
     if isinstance(pipeline, PipelineSpec):
         return pipeline
     if isinstance(pipeline, Mapping):
         return PipelineSpec.model_validate(dict(pipeline))
-    try:
-        from contextflow.dags.loader import load_pipeline
-    except ImportError:
-        load_pipeline = None
-    if load_pipeline is not None:
-        return load_pipeline(Path(pipeline))
-    import yaml
+    from contextflow.dags.loader import load_pipeline
+    from contextflow.dags.problems import PipelineError
 
     path = Path(pipeline)
-    if not path.is_file():
-        raise UserError(f"pipeline file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return PipelineSpec.model_validate(data)
-    except Exception as exc:
-        raise UserError(f"{path}: not a valid pipeline: {exc}") from None
+        return load_pipeline(path, allow_imports=list(allow_imports))
+    except PipelineError as exc:
+        if exc.problems and all(p.code == "missing-model" for p in exc.problems):
+            return load_pipeline(path, allow_imports=list(allow_imports), check_models=False)
+        raise
 
 
 def bind_inputs(spec: PipelineSpec, inputs: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -125,6 +128,8 @@ async def _execute(
         plan = plan if plan is not None and plan.spec is spec else build_plan(spec)
     except PlanError as exc:
         raise UserError(f"pipeline '{spec.name}': {exc}") from None
+    for name, declared in spec.models.items():
+        catalog.register_model(name, **declared.model_dump())
     bus = EventBus(list(sinks))
     trace_sink = _trace_sink(state) if trace else None
     if trace_sink is not None:
