@@ -31,31 +31,36 @@ def _print_problems(problems: list[Problem], console: Console) -> None:
 def register(app: typer.Typer) -> None:
     @app.command("validate")
     def validate(
-        file: Path = typer.Argument(..., help="A pipeline YAML file."),
+        files: List[Path] = typer.Argument(..., help="Pipeline YAML files."),
         allow_import: Optional[List[str]] = typer.Option(None, "--allow-import", help=_ALLOW_HELP),
         output_format: str = typer.Option("text", "--format", help="text or json."),
         no_models: bool = typer.Option(False, "--no-models", help="Skip model, context-window and budget checks."),
     ) -> None:
-        """Check a pipeline before it runs: exit 0 when valid, 2 with every problem listed when not."""
+        """Check pipelines before they run: exit 0 when all are valid, 2 with every problem listed when not."""
         from contextflow.dags.validate import check_file
 
         if output_format not in ("text", "json"):
             raise _bad_flag("--format", output_format, "text, json")
-        report = check_file(file, allow_imports=allow_import or (), check_models=not no_models)
         console = Console(highlight=False, soft_wrap=True)
+        results = []
+        all_ok = True
+        for file in files:
+            report = check_file(file, allow_imports=allow_import or (), check_models=not no_models)
+            all_ok = all_ok and report.ok
+            if output_format == "json":
+                results.append({"file": str(file), "valid": report.ok,
+                                "problems": [p.to_dict() for p in report.problems]})
+            elif report.ok:
+                edges = report.graph.number_of_edges() if report.graph is not None else 0
+                count = len(report.spec.nodes) if report.spec else 0
+                console.print(f"[green]{escape(str(file))}: valid[/green] ({count} nodes, {edges} edges)")
+            else:
+                _print_problems(report.problems, console)
+                n = len(report.problems)
+                console.print(f"[red]{escape(str(file))}: {n} problem{'s' if n != 1 else ''}[/red]")
         if output_format == "json":
-            typer.echo(json.dumps({"file": str(file), "valid": report.ok,
-                                   "problems": [p.to_dict() for p in report.problems]}, indent=2))
-        elif report.ok:
-            spec = report.spec
-            edges = report.graph.number_of_edges() if report.graph is not None else 0
-            count = len(spec.nodes) if spec else 0
-            console.print(f"[green]{escape(str(file))}: valid[/green] ({count} nodes, {edges} edges)")
-        else:
-            _print_problems(report.problems, console)
-            n = len(report.problems)
-            console.print(f"[red]{escape(str(file))}: {n} problem{'s' if n != 1 else ''}[/red]")
-        if not report.ok:
+            typer.echo(json.dumps(results[0] if len(results) == 1 else results, indent=2))
+        if not all_ok:
             raise typer.Exit(code=2)
 
     @app.command("graph")

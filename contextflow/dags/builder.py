@@ -282,7 +282,9 @@ class Pipeline:
         from contextflow.dags.structure import structure
         from contextflow.dags.yaml_source import parse_yaml
 
-        is_path = isinstance(source, Path) or ("\n" not in source and Path(source).suffix in (".yaml", ".yml"))
+        is_path = isinstance(source, Path) or (
+            "\n" not in source and (Path(source).suffix in (".yaml", ".yml") or Path(source).is_file())
+        )
         if check:
             spec = (load_pipeline(source, allow_imports=allow_imports) if is_path
                     else load_pipeline_text(str(source), allow_imports=allow_imports))
