@@ -15,7 +15,7 @@ import networkx as nx
 
 from contextflow.dags.check_context import CheckContext, node_templates
 from contextflow.dags.expressions import ExpressionError, parse_condition
-from contextflow.dags.problems import suggestion_hint
+from contextflow.dags.problems import did_you_mean, suggestion_hint
 from contextflow.dags.refs import _REF, Ref, find_refs
 from contextflow.dags.schema_types import FieldError, Schema, compatible, field_schema, types_of, value_matches
 from contextflow.dags.spec import MapNode, PythonNode
@@ -23,6 +23,7 @@ from contextflow.dags.yaml_source import PathKey
 
 _MUSTACHE = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)((?:\.[A-Za-z0-9_]+)*)\s*\}\}")
 _UNKNOWN = object()
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class RefChecker:
@@ -34,6 +35,7 @@ class RefChecker:
         self.edge_sites: dict[tuple[str, str], tuple[PathKey, str | None, Ref | None]] = {}
         self._resolved: dict[tuple[PathKey, int], Any] = {}
         self._aliases: set[str] | None = None
+        self._close_names: dict[tuple[str, str | None], list[str]] = {}
 
     def run(self) -> nx.DiGraph:
         ctx = self.ctx
@@ -165,9 +167,13 @@ class RefChecker:
                     f"{ref.text} resolves to nothing here: '{root}' exists only inside its map node",
                     path, text=text, ref=ref, hint="use the map node's output, ${MAP_ID.output}, outside it")
             return
-        names = [*ctx.nodes, "inputs", *([alias] if alias else [])]
         rest = "".join("." + part for part in ref.path)
-        hint = suggestion_hint(root, names, fmt="${{{}" + rest.replace("{", "{{").replace("}", "}}") + "}}")
+        key = (root, alias)
+        if key not in self._close_names:  # one search per wrong name, however often it is used
+            names = [*ctx.nodes, "inputs", *([alias] if alias else [])]
+            self._close_names[key] = did_you_mean(root, names)
+        close = self._close_names[key]
+        hint = ("did you mean " + " or ".join(f"${{{name}{rest}}}" for name in close) + "?") if close else None
         ctx.add("unknown-node-ref", f"{ref.text} refers to '{root}', which is not a node"
                 + (", an input or the map variable" if alias else " or 'inputs'"),
                 path, text=text, ref=ref, hint=hint or "node ids: " + ", ".join(list(ctx.nodes)[:10]))
@@ -266,6 +272,10 @@ class RefChecker:
 
     def _check_inputs(self) -> None:
         for name, spec_input in self.ctx.spec.inputs.items():
+            if not _IDENTIFIER.fullmatch(name):
+                self.ctx.add("invalid-id", f"input name '{name}' cannot be referenced: ${{inputs.{name}}} "
+                             "is not a valid reference", ("inputs", name), key=True,
+                             hint="use letters, digits and '_' (not starting with a digit)")
             default = spec_input.default
             if default is not None and not value_matches(default, spec_input.type):
                 self.ctx.add("type-mismatch", f"input '{name}' is declared {spec_input.type} but its default "
