@@ -288,9 +288,10 @@ class Budget:
             return None
         return self.max_wall_s - self.elapsed_s()
 
-    def check_wall(self) -> None:
+    def check_wall(self, slack_s: float = 0.005) -> None:
+        """Raise when the wall budget is spent (``slack_s``: a timer may fire a hair early)."""
         left = self.remaining_wall_s()
-        if left is not None and left <= 0:
+        if left is not None and left <= slack_s:
             exc = BudgetExceeded("wall", f"wall-time budget exhausted: {self.max_wall_s:g} s elapsed")
             if self.exhausted is None:
                 self.exhausted = exc

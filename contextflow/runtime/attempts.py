@@ -77,8 +77,13 @@ async def with_retries(
 
 
 async def submit_timed(ctx: RunContext, work: Work, policies: NodePolicies) -> Any:
-    """Submit work to the run's executor under the node's timeout (and the run's wall budget)."""
-    timeout = policies.timeout.bounded_by(ctx.budget.remaining_wall_s())
+    """Submit work to the run's executor under the node's timeout and the run's wall budget.
+
+    When the wall budget is the nearer limit and runs out, the error is BudgetExceeded (the run
+    stops), not a timeout (which would be retried).
+    """
+    wall_left = ctx.budget.remaining_wall_s()
+    timeout = policies.timeout.bounded_by(wall_left)
     if timeout is None:
         return await ctx.executor.submit(work)
     deadline = asyncio.timeout(timeout)
@@ -86,9 +91,11 @@ async def submit_timed(ctx: RunContext, work: Work, policies: NodePolicies) -> A
         async with deadline:
             return await ctx.executor.submit(work)
     except TimeoutError:
-        if deadline.expired():
-            raise TimeoutError(f"no result within {timeout:g} s") from None
-        raise
+        if not deadline.expired():
+            raise
+        if wall_left is not None and (policies.timeout.seconds is None or wall_left <= policies.timeout.seconds):
+            ctx.budget.check_wall()
+        raise TimeoutError(f"no result within {timeout:g} s") from None
 
 
 def attempt_record(
