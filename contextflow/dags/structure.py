@@ -20,6 +20,15 @@ from contextflow.dags.problems import Problem, suggestion_hint
 from contextflow.dags.spec import Defaults, InputSpec, ModelDeclaration, Node, PipelineSpec
 from contextflow.dags.yaml_source import PathKey, SourceMap
 
+_TYPE_HINTS = (
+    ("list", "write a YAML list: one item per line, each starting with '- '"),
+    ("dict", "write a mapping: 'key: value' lines, indented under this key"),
+    ("model", "write a mapping: 'key: value' lines, indented under this key"),
+    ("int", "write a whole number"),
+    ("float", "write a number"),
+    ("bool", "write true or false"),
+    ("string", "write text; quote it if it starts with a special character"),
+)
 _TYPE_ERRORS = ("_type", "_parsing", "is_instance_of", "dict_type", "list_type", "model_type")
 
 
@@ -195,7 +204,8 @@ def _to_problem(err: Any, data: dict[str, Any], source: SourceMap | None, file: 
         hint = suggestion_hint(str(value), expected) or ("use one of: " + ", ".join(expected))
         return make("invalid-value", f"{where}: '{value}' is not one of {', '.join(expected)}", hint, at_value)
     if any(kind.endswith(suffix) or kind == suffix for suffix in _TYPE_ERRORS):
-        return make("wrong-type", f"{where}: {err['msg'].lower()} (got {_short(err.get('input'))})", None, at_value)
+        hint = next((h for prefix, h in _TYPE_HINTS if kind.startswith(prefix)), None)
+        return make("wrong-type", f"{where}: {err['msg'].lower()} (got {_short(err.get('input'))})", hint, at_value)
     return make("invalid-value", f"{where}: {err['msg'][0].lower()}{err['msg'][1:]}", None, at_value)
 
 
@@ -218,6 +228,8 @@ def describe_path(path: PathKey, data: Any) -> str:
         node_id = node.get("id") if isinstance(node, dict) else None
         head = f"node '{node_id}'" if isinstance(node_id, str) else f"nodes[{path[1]}]"
         rest = path[2:]
+        if rest and rest[0] == "node" and isinstance(node, dict) and node.get("kind") == "map":
+            head, rest = f"the inner node of map {head[5:]}", rest[1:]
         return head if not rest else f"{head} key '{'.'.join(map(str, rest))}'"
     return "key '" + ".".join(map(str, path)) + "'"
 
