@@ -27,6 +27,7 @@ Decorated functions are registered, so the import allowlist permits them.
 from __future__ import annotations
 
 import inspect
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, TypeVar
@@ -109,6 +110,14 @@ def _schema_of(output: Any) -> dict[str, Any] | None:
     return schema
 
 
+def _caller_outside_builder() -> tuple[str, int] | None:
+    """(file, line) of the first frame outside this module: the user's declaring call."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename == __file__:
+        frame = frame.f_back  # type: ignore[assignment]
+    return (frame.f_code.co_filename, frame.f_lineno) if frame is not None else None
+
+
 class Pipeline:
     """Builds a :class:`PipelineSpec` step by step; every method returns the pipeline."""
 
@@ -121,6 +130,7 @@ class Pipeline:
         self._inputs: dict[str, InputSpec] = {}
         self._outputs: dict[str, str] = {}
         self._nodes: list[Node | _PendingPython] = []
+        self._origins: list[tuple[str, int] | None] = []
         self._loaded: PipelineSpec | None = None
         #: ``p.inputs.question`` -> ``${inputs.question}``; ``p.out.review.findings`` -> ``${review.output.findings}``
         self.inputs = _Roots("${{inputs.{}}}")
@@ -156,6 +166,7 @@ class Pipeline:
 
     def add(self, node: Node) -> "Pipeline":
         self._nodes.append(node)
+        self._origins.append(_caller_outside_builder())
         return self._touch()
 
     def llm(self, id: str, prompt: str | None = None, *, model: str | None = None,
@@ -211,6 +222,8 @@ class Pipeline:
                     sig = signature_of_callable(target)
                     opts["output_schema"] = sig.returns if sig else None
             self._nodes.append(_PendingPython(id or target.__name__, target, path, opts, dict(args or {}), tool))
+            code = getattr(target, "__code__", None)
+            self._origins.append((code.co_filename, code.co_firstlineno) if code else None)
             self._touch()
             return target
 
@@ -253,12 +266,18 @@ class Pipeline:
         """Every problem (see :mod:`contextflow.dags.validate`); empty when the pipeline is sound."""
         from contextflow.dags.validate import validate_spec
 
-        return validate_spec(self.spec, allow_imports=allow_imports).problems
+        return validate_spec(self.spec, allow_imports=allow_imports, origins=self._origin_map()).problems
+
+    def _origin_map(self) -> dict[int, tuple[str, int]]:
+        return {i: origin for i, origin in enumerate(self._origins) if origin is not None}
 
     def check(self, *, allow_imports: Iterable[str] | Allowlist = ()) -> PipelineSpec:
-        from contextflow.dags.loader import check_pipeline
+        from contextflow.dags.problems import PipelineError
 
-        return check_pipeline(self.spec, allow_imports=allow_imports)
+        problems = self.validate(allow_imports=allow_imports)
+        if problems:
+            raise PipelineError(problems, source=f"pipeline '{self.name}'")
+        return self.spec
 
     def to_yaml(self) -> str:
         from contextflow.dags.loader import dump_pipeline
@@ -271,6 +290,7 @@ class Pipeline:
         pipeline._inputs = dict(spec.inputs)
         pipeline._outputs = dict(spec.outputs)
         pipeline._nodes = list(spec.nodes)
+        pipeline._origins = [None] * len(spec.nodes)
         pipeline._loaded = spec
         return pipeline
 

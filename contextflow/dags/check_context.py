@@ -33,6 +33,8 @@ class CheckContext:
     inputs_opaque: bool = False
     allowlist: Allowlist = field(default_factory=Allowlist.build)
     problems: list[Problem] = field(default_factory=list)
+    #: Where each node was declared in Python ((file, line) by node index), for specs without YAML.
+    origins: dict[int, tuple[str, int]] = field(default_factory=dict)
     nodes: dict[str, Node] = field(default_factory=dict)
     paths: dict[str, PathKey] = field(default_factory=dict)
     _schemas: dict[str, Schema | None] = field(default_factory=dict)
@@ -61,7 +63,10 @@ class CheckContext:
         start = ref.start if ref is not None else offset
         end = ref.end if ref is not None else None
         line, column = self.position(path, key=key, text=text, start=start, end=end)
-        self.problems.append(Problem(code, message, hint=hint, file=self.file, line=line, column=column))
+        file = self.file
+        if self.source is None and len(path) >= 2 and path[0] == "nodes" and path[1] in self.origins:
+            file, line = self.origins[path[1]]
+        self.problems.append(Problem(code, message, hint=hint, file=file, line=line, column=column))
 
     # -- lookups -----------------------------------------------------------------------------
     def iter_nodes(self) -> Iterator[tuple[Node, PathKey]]:

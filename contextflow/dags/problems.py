@@ -58,8 +58,10 @@ class Problem:
     @property
     def location(self) -> str:
         where = self.file or "<pipeline>"
-        if self.line:
+        if self.line and self.column:
             return f"{where}:{self.line}:{self.column}"
+        if self.line:  # a Python declaration: the line of the call that declared the node
+            return f"{where}:{self.line}"
         return where
 
     def format(self) -> str:

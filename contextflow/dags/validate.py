@@ -52,10 +52,12 @@ def validate_spec(
     *,
     allow_imports: Iterable[str] | Allowlist = (),
     check_models: bool = True,
+    origins: dict[int, tuple[str, int]] | None = None,
     _ctx: CheckContext | None = None,
 ) -> ValidationReport:
-    """Check a spec built in Python (no source positions) or loaded from YAML."""
-    ctx = _ctx or CheckContext(spec, allowlist=_allowlist(allow_imports))
+    """Check a spec built in Python or loaded from YAML. ``origins`` maps node indices to the
+    (file, line) of the Python call that declared them, so problems point at user code."""
+    ctx = _ctx or CheckContext(spec, allowlist=_allowlist(allow_imports), origins=dict(origins or {}))
     with gc_paused():
         graph = RefChecker(ctx).run()
         check_code(ctx)

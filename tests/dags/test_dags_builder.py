@@ -136,3 +136,24 @@ def test_type_mismatch_with_annotated_function() -> None:
         return len(draft)
 
     assert [problem.code for problem in p.validate()] == ["type-mismatch"]
+
+
+def test_problems_point_at_the_declaring_python_line() -> None:
+    import inspect
+
+    here = inspect.currentframe()
+    assert here is not None
+    p = Pipeline("x").defaults(model="gpt-4o-mini")
+    line_llm = here.f_lineno + 1
+    p.llm("a", prompt="${nope.output}")
+
+    @p.python_node
+    def b(a: list) -> int:
+        return len(a)
+
+    problems = {problem.code: problem for problem in p.validate()}
+    assert set(problems) == {"unknown-node-ref", "type-mismatch"}
+    assert problems["unknown-node-ref"].file == __file__
+    assert problems["unknown-node-ref"].line == line_llm
+    assert problems["type-mismatch"].line == b.__code__.co_firstlineno
+    assert problems["unknown-node-ref"].location == f"{__file__}:{line_llm}"
