@@ -144,9 +144,11 @@ def main(argv: list[str] | None = None) -> int:
         result["growth_exponent"] = slope(sizes, [r["load_validate_s"] for r in rows])
         result["growth_exponent_validate"] = slope(sizes, [r["validate_s"] for r in rows])
         result["growth_exponent_networkx"] = slope(sizes, [r["baseline_networkx_s"] for r in rows])
+        result["growth_exponent_yaml_pydantic"] = slope(sizes, [r["baseline_yaml_pydantic_s"] for r in rows])
         print(f"growth exponent (log-log slope): load+validate {result['growth_exponent']:.3f}, "
-              f"validate {result['growth_exponent_validate']:.3f}, "
-              f"networkx baseline {result['growth_exponent_networkx']:.3f} (1.0 = linear)")
+              f"validate {result['growth_exponent_validate']:.3f}; baselines: "
+              f"networkx {result['growth_exponent_networkx']:.3f}, "
+              f"yaml+pydantic {result['growth_exponent_yaml_pydantic']:.3f} (1.0 = linear)")
     for key in ("load_validate_s", "validate_s", "baseline_networkx_s", "baseline_yaml_pydantic_s"):
         result[key] = [r[key] for r in rows]
     if args.json:
