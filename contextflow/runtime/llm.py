@@ -208,5 +208,6 @@ def node_cache_key(node: LLMNode, models: list[str], messages: list[dict[str, An
 
 
 def primary_models(ctx: RunContext, node: LLMNode) -> list[str]:
-    model = node.model or ctx.spec.defaults.model or ctx.default_model or default_model()
+    # ctx.default_model is the run's override (``--model``): it beats the pipeline's default.
+    model = node.model or ctx.default_model or ctx.spec.defaults.model or default_model()
     return [model, *[m for m in node.fallbacks if m != model]]
