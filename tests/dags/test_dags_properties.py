@@ -3,16 +3,20 @@ single injected mistake (a back edge, a dangling reference) reported exactly onc
 
 from __future__ import annotations
 
+from typing import Any
+
 import networkx as nx
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from contextflow.dags.loader import dump_pipeline
 from contextflow.dags.plan import build_plan
-from contextflow.dags.spec import LLMNode, PipelineSpec, PythonNode
+from contextflow.dags.spec import LLMNode, MapNode, PipelineSpec, PythonNode
 from contextflow.dags.validate import validate_spec, validate_text
 
 ALLOW = ("cf_test_functions",)
+_STRUCTURED = {"type": "object", "properties": {"summary": {"type": "string"},
+                                               "items": {"type": "array", "items": {"type": "string"}}}}
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -21,14 +25,28 @@ def dags(draw: st.DrawFn, max_nodes: int = 25) -> tuple[PipelineSpec, set[tuple[
     """A random DAG: each node references a random subset of earlier nodes (so it is acyclic),
     through prompt references, ``depends_on`` or python arguments."""
     count = draw(st.integers(1, max_nodes))
-    nodes = []
+    nodes: list[Any] = []
+    structured: set[int] = set()  # nodes whose output has 'summary' (string) and 'items' (list)
     edges: set[tuple[str, str]] = set()
     for i in range(count):
         earlier = draw(st.lists(st.integers(0, i - 1), unique=True, max_size=4)) if i else []
-        how = draw(st.sampled_from(["prompt", "depends_on", "python"]))
+        how = draw(st.sampled_from(["prompt", "depends_on", "python", "fields", "map"]))
         uses_input = draw(st.booleans())
         node_id = f"n{i}"
         edges.update((f"n{j}", node_id) for j in earlier)
+        if how == "fields":
+            refs = " ".join(f"${{n{j}.output.summary}}" if j in structured else f"${{n{j}.output}}"
+                            for j in earlier)
+            structured.add(i)
+            nodes.append(LLMNode(id=node_id, prompt=f"step {i}: {refs}", output_schema=_STRUCTURED))
+            continue
+        if how == "map":
+            lists = [j for j in earlier if j in structured]
+            over = f"${{n{lists[0]}.output.items}}" if lists else "${inputs.topics}"
+            others = " ".join(f"${{n{j}.output}}" for j in earlier if not lists or j != lists[0])
+            inner = LLMNode(id="each", prompt=f"${{item}} {others}")
+            nodes.append(MapNode.model_validate({"id": node_id, "over": over, "node": inner}))
+            continue
         if how == "python":
             args = {f"a{j}": f"${{n{j}.output}}" for j in earlier}
             if uses_input:
@@ -40,7 +58,8 @@ def dags(draw: st.DrawFn, max_nodes: int = 25) -> tuple[PipelineSpec, set[tuple[
         depends = [f"n{j}" for j in earlier] if how == "depends_on" else []
         nodes.append(LLMNode(id=node_id, prompt=prompt, depends_on=depends))
     spec = PipelineSpec.model_validate({
-        "name": "generated", "inputs": {"question": {"type": "string"}},
+        "name": "generated",
+        "inputs": {"question": {"type": "string"}, "topics": {"type": "array"}},
         "defaults": {"model": "sim/echo"}, "nodes": [n.model_dump(by_alias=True) for n in nodes],
     })
     return spec, edges
@@ -96,6 +115,9 @@ def test_a_dangling_reference_is_reported_where_it_is(case: tuple[PipelineSpec, 
     target = nodes[victim]
     if isinstance(target, PythonNode):
         nodes[victim] = target.model_copy(update={"args": {**target.args, "zz": "${ghost.output}"}})
+    elif isinstance(target, MapNode):
+        inner = target.node.model_copy(update={"prompt": (target.node.prompt or "") + " ${ghost.output}"})
+        nodes[victim] = target.model_copy(update={"node": inner})
     else:
         nodes[victim] = target.model_copy(update={"prompt": (target.prompt or "") + " ${ghost.output}"})
     text = dump_pipeline(spec.model_copy(update={"nodes": nodes}))
