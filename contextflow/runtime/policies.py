@@ -159,9 +159,12 @@ def policies_for(node: "Node", defaults: "Defaults") -> NodePolicies:
     model and params. Python and retrieve nodes may read the outside world, so they are cached
     only when the node asks for it; tool nodes have side effects and are never cached.
     """
+    cached = _RESOLVED.get(id(node))
+    if cached is not None and cached[0] is node and cached[1] is defaults:
+        return cached[2]
     retry = RetryPolicy.from_spec(node.retry or defaults.retry)
     timeout = Timeout(node.timeout_s if node.timeout_s is not None else defaults.timeout_s)
-    fallbacks = FallbackPolicy(tuple(getattr(node, "fallbacks", None) or ()))
+    fallbacks = FallbackPolicy(tuple(node.fallbacks) if node.kind == "llm" else ())
     if node.kind == "tool":
         cache = _NO_CACHE
     elif node.cache is not None:
@@ -170,4 +173,12 @@ def policies_for(node: "Node", defaults: "Defaults") -> NodePolicies:
         cache = CachePolicy.from_spec(defaults.cache)
     else:
         cache = _NO_CACHE
-    return NodePolicies(retry, timeout, fallbacks, cache)
+    policies = NodePolicies(retry, timeout, fallbacks, cache)
+    if len(_RESOLVED) >= 65536:
+        _RESOLVED.clear()
+    _RESOLVED[id(node)] = (node, defaults, policies)  # holding both keeps their ids from being reused
+    return policies
+
+
+# Specs are not mutated while they run; a plan run many times resolves its policies once.
+_RESOLVED: dict[int, tuple[object, object, NodePolicies]] = {}
