@@ -88,7 +88,7 @@ def _partial_spec(data: dict[str, Any]) -> Structured:
             models[str(name)] = ModelDeclaration.model_validate(raw)
         except ValidationError:
             models[str(name)] = ModelDeclaration()
-    defaults = _salvage(_adapter(Defaults), data.get("defaults") or {}) or Defaults()
+    defaults = _salvage(_adapter(Defaults), data.get("defaults") or {}, Defaults) or Defaults()
     raw_outputs = data.get("outputs")
     outputs = (
         {str(k): v for k, v in raw_outputs.items() if isinstance(v, str)}
@@ -100,7 +100,7 @@ def _partial_spec(data: dict[str, Any]) -> Structured:
     raw_nodes = data.get("nodes")
     node_adapter = _adapter(Node)
     for index, raw in enumerate(raw_nodes if isinstance(raw_nodes, list) else ()):
-        node = _salvage(node_adapter, raw)
+        node = _salvage(node_adapter, raw, Node)
         if node is not None:
             nodes.append(node)
             paths.append(("nodes", index))
@@ -120,7 +120,7 @@ def _partial_spec(data: dict[str, Any]) -> Structured:
     return Structured(spec, paths, opaque_nodes, opaque_inputs, inputs_opaque)
 
 
-def _salvage(adapter: TypeAdapter[Any], raw: Any) -> Any:
+def _salvage(adapter: TypeAdapter[Any], raw: Any, root: Any) -> Any:
     """Validate a part; when its only faults are unknown keys, check it without them, so a typo
     in one key does not hide the rest of the part from the graph and model checks."""
     try:
@@ -131,12 +131,12 @@ def _salvage(adapter: TypeAdapter[Any], raw: Any) -> Any:
             return None
         cleaned = copy.deepcopy(raw)
         for err in errors:
-            path = _data_path(tuple(err["loc"]), cleaned)
-            if not path:
-                return None
+            path = _data_path(tuple(err["loc"]), root)
             parent: Any = cleaned
             for part in path[:-1]:
-                parent = parent[part]
+                parent = parent[part] if isinstance(parent, (dict, list)) else None
+            if not path or not isinstance(parent, dict):
+                return None
             parent.pop(path[-1], None)
     try:
         return adapter.validate_python(cleaned)
@@ -144,27 +144,42 @@ def _salvage(adapter: TypeAdapter[Any], raw: Any) -> Any:
         return None
 
 
-def _data_path(loc: tuple[Any, ...], data: Any) -> PathKey:
-    """pydantic's loc minus the discriminator tags it inserts (``nodes.0.llm.prompt``)."""
+def _data_path(loc: tuple[Any, ...], root: Any = PipelineSpec) -> PathKey:
+    """pydantic's loc minus the discriminator tags it inserts (``nodes.0.llm.prompt``).
+
+    A tag is recognised by type, not by spelling: a ``tool`` node has a ``tool`` key too, so
+    ``nodes.0.tool.tool`` is the tag followed by the key.
+    """
     path: list[Any] = []
-    current = data
+    tp: Any = root
     for part in loc:
-        if isinstance(current, dict) and part not in current and current.get("kind") == part:
+        tagged = _tagged_member(tp, part)
+        if tagged is not None:
+            tp = tagged
             continue
         path.append(part)
-        if isinstance(current, dict):
-            current = current.get(part)
-        elif isinstance(current, list) and isinstance(part, int) and part < len(current):
-            current = current[part]
-        else:
-            current = None
+        tp = _step_type(tp, part) if tp is not None else None
     return tuple(path)
+
+
+def _tagged_member(tp: Any, part: Any) -> Any:
+    """The union member ``part`` names when ``tp`` is a union discriminated by ``kind``."""
+    if tp is None or not isinstance(part, str):
+        return None
+    members = [alt for alt in _unwrap(tp) if isinstance(alt, type) and issubclass(alt, BaseModel)]
+    if len(members) < 2:
+        return None
+    for member in members:
+        kind = member.model_fields.get("kind")
+        if kind is not None and kind.default == part:
+            return member
+    return None
 
 
 def _to_problem(err: Any, data: dict[str, Any], source: SourceMap | None, file: str | None) -> Problem:
     kind = err["type"]
     loc = tuple(err["loc"])
-    path = _data_path(loc, data)
+    path = _data_path(loc)
     where = describe_path(path, data)
     at_key = source.key(path) if source else (0, 0)
     at_value = source.value(path) if source else (0, 0)

@@ -126,3 +126,29 @@ def test_a_dangling_reference_is_reported_where_it_is(case: tuple[PipelineSpec, 
     problem = report.problems[0]
     line = text.splitlines()[problem.line - 1]
     assert line[problem.column - 1:].startswith("${ghost.output}")
+
+
+_scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.text(max_size=12),
+                     st.sampled_from(["llm", "map", "python", "${a.output}", "${inputs.q}", "${item}", "a", "nodes"]))
+_keys = st.sampled_from(["name", "nodes", "inputs", "outputs", "defaults", "models", "id", "kind", "prompt",
+                         "over", "node", "as", "when", "depends_on", "args", "function", "model", "models",
+                         "output_schema", "type", "properties", "budget", "max_cost_usd", "x"])
+_documents = st.recursive(_scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                            st.dictionaries(_keys, inner, max_size=5)),
+                          max_leaves=25)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_documents)
+def test_arbitrary_documents_never_crash_the_checks(document: object) -> None:
+    import yaml
+
+    report = validate_text(yaml.safe_dump(document), file="fuzz.yaml", allow_imports=ALLOW)
+    assert all(p.code and p.line >= 1 for p in report.problems) or report.problems == []
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(max_size=200))
+def test_arbitrary_text_never_crashes_the_checks(text: str) -> None:
+    report = validate_text(text, file="fuzz.yaml")
+    assert all(p.code for p in report.problems)
