@@ -7,9 +7,12 @@ self-hosted ones) are declared with :func:`register_model` or a pipeline's ``mod
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import contextflow  # noqa: F401  (offline env before litellm)
@@ -50,9 +53,26 @@ _lock = threading.Lock()
 
 @lru_cache(maxsize=1)
 def _litellm_map() -> dict[str, dict[str, Any]]:
+    """litellm's bundled price map. Read from its JSON file when litellm is not imported yet:
+    importing litellm takes seconds, and ``contextflow validate`` should not pay that."""
+    import sys
+
+    if "litellm" not in sys.modules:
+        bundled = _bundled_price_file()
+        if bundled is not None:
+            table = json.loads(bundled.read_text(encoding="utf-8"))
+            return {k: v for k, v in table.items() if k != "sample_spec" and isinstance(v, dict)}
     import litellm
 
     return {k: v for k, v in litellm.model_cost.items() if k != "sample_spec" and isinstance(v, dict)}
+
+
+def _bundled_price_file() -> Path | None:
+    spec = importlib.util.find_spec("litellm")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    candidate = Path(spec.submodule_search_locations[0]) / "model_prices_and_context_window_backup.json"
+    return candidate if candidate.is_file() else None
 
 
 def _provider_of(name: str, entry: dict[str, Any] | None) -> str:
