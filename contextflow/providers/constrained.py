@@ -41,11 +41,56 @@ def _tokenizer_data(tokenizer: Any) -> Any:
     )
 
 
-def json_schema_token_filter(tokenizer: Any, schema: dict[str, Any]) -> _TokenFilter:
-    """A ``prefix_allowed_tokens_fn`` for ``model.generate`` that admits only schema-valid JSON."""
+def fit_schema_to_budget(schema: dict[str, Any], max_new_tokens: int) -> dict[str, Any]:
+    """A copy of ``schema`` whose strings are short enough to close within ``max_new_tokens``.
+
+    The enforcer only keeps output a valid *prefix*: a small model that rambles inside a string
+    runs out of tokens before the closing quote and the JSON is lost. A string of N characters
+    never needs more than N tokens, so capping every string by its share of the budget means the
+    document can always be finished.
+    """
+    strings = _count_strings(schema)
+    if strings == 0:
+        return schema
+    share = max(16, (max_new_tokens - 12 * strings) // strings)
+    return _cap_strings(schema, share)
+
+
+def _count_strings(node: Any) -> int:
+    if not isinstance(node, dict):
+        return 0
+    if node.get("type") == "string" and "enum" not in node:
+        return 1
+    count = sum(_count_strings(child) for child in (node.get("properties") or {}).values())
+    items = node.get("items")
+    if isinstance(items, dict):
+        count += _count_strings(items) * int(node.get("maxItems") or 3)
+    return count
+
+
+def _cap_strings(node: Any, cap: int) -> Any:
+    if not isinstance(node, dict):
+        return node
+    copy = dict(node)
+    if copy.get("type") == "string" and "enum" not in copy:
+        copy["maxLength"] = min(int(copy.get("maxLength") or cap), cap)
+    if isinstance(copy.get("properties"), dict):
+        copy["properties"] = {k: _cap_strings(v, cap) for k, v in copy["properties"].items()}
+    if isinstance(copy.get("items"), dict):
+        copy["items"] = _cap_strings(copy["items"], cap)
+    return copy
+
+
+def json_schema_token_filter(
+    tokenizer: Any, schema: dict[str, Any], max_new_tokens: int | None = None
+) -> _TokenFilter:
+    """A ``prefix_allowed_tokens_fn`` for ``model.generate`` that admits only schema-valid JSON
+    (fitted to ``max_new_tokens`` when given, so the document can always be closed)."""
     from lmformatenforcer import JsonSchemaParser
     from lmformatenforcer.tokenenforcer import TokenEnforcer
 
+    if max_new_tokens is not None:
+        schema = fit_schema_to_budget(schema, max_new_tokens)
     enforcer = TokenEnforcer(_tokenizer_data(tokenizer), JsonSchemaParser(schema))
 
     def allowed(batch_id: int, sequence: Any) -> list[int]:
