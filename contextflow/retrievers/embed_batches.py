@@ -15,8 +15,8 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,12 +78,16 @@ class BatchTokenizer:
         max_batch_size: int,
         pad_multiple: int = 1,
         pin_memory: bool = False,
+        min_rows: int = 8,
+        max_padding: float = 0.25,
     ) -> None:
         self.settings = settings
         self.batch_tokens = max(int(batch_tokens), settings.max_length)
         self.max_batch_size = max(1, int(max_batch_size))
         self.pad_multiple = max(1, int(pad_multiple))
         self.pin_memory = pin_memory
+        self.min_rows = max(1, int(min_rows))
+        self.max_padding = float(max_padding)
         self._local = threading.local()
 
     def _backend(self) -> Any:
@@ -110,15 +114,28 @@ class BatchTokenizer:
         encodings = self._backend().encode_batch(list(texts), add_special_tokens=True)
         lengths = np.fromiter((len(e.ids) for e in encodings), dtype=np.int64, count=len(encodings))
         order = np.argsort(-lengths, kind="stable")
+        sorted_lengths = lengths[order]
         batches: list[TokenBatch] = []
         start = 0
         while start < len(order):
-            longest = int(lengths[order[start]])
-            rows = min(self.max_batch_size, max(1, self.batch_tokens // max(longest, 1)))
-            chosen = order[start : start + rows]
+            stop = start + self._rows_for(sorted_lengths[start:])
+            chosen = order[start:stop]
             batches.append(self._pad([encodings[i] for i in chosen], lengths[chosen], indices[chosen]))
-            start += rows
+            start = stop
         return batches
+
+    def _rows_for(self, lengths_desc: np.ndarray) -> int:
+        """Rows for the next batch: within the token budget and the row cap, and, once the batch
+        has ``min_rows``, no more rows than keep padding under ``max_padding`` of its cells."""
+        longest = max(int(lengths_desc[0]), 1)
+        cap = min(len(lengths_desc), self.max_batch_size, max(1, self.batch_tokens // longest))
+        if cap <= self.min_rows:
+            return cap
+        real = np.cumsum(lengths_desc[:cap])
+        cells = longest * np.arange(1, cap + 1)
+        too_padded = (cells - real) > self.max_padding * cells
+        too_padded[: self.min_rows] = False
+        return int(np.argmax(too_padded)) if too_padded.any() else cap
 
     def _pad(self, encodings: list[Any], lengths: np.ndarray, indices: np.ndarray) -> TokenBatch:
         longest = int(lengths[0]) if len(lengths) else 0
@@ -157,39 +174,50 @@ class BatchTokenizer:
         return tensor.pin_memory() if self.pin_memory else tensor
 
 
+def group_bounds(n: int, group_size: int, workers: int, first: int = 256) -> list[tuple[int, int]]:
+    """Cut ``range(n)`` into groups that start small and double up to ``group_size``.
+
+    Small first groups get the device busy quickly; large later ones sort more texts together
+    (less padding). No group is larger than an even share per worker, so small inputs are
+    still tokenized by every worker.
+    """
+    share = -(-n // max(1, workers)) if n else 1
+    cap = max(1, min(group_size, max(share, first)))
+    bounds: list[tuple[int, int]] = []
+    start, size = 0, min(first, cap)
+    while start < n:
+        stop = min(n, start + size)
+        bounds.append((start, stop))
+        start, size = stop, min(cap, size * 2)
+    return bounds
+
+
 def iter_token_batches(
     texts: Sequence[str],
     tokenizer: BatchTokenizer,
+    pool: Executor,
     *,
     group_size: int,
     workers: int,
-    stop: Callable[[], bool] = lambda: False,
 ) -> Iterator[TokenBatch]:
-    """Yield every text's batch once; groups are tokenized ahead by ``workers`` threads."""
-    n = len(texts)
-    starts = range(0, n, max(1, group_size))
-    lookahead = max(2, workers * 2)
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="cf-tokenize") as pool:
-        pending: deque[Future[list[TokenBatch]]] = deque()
-        start_iter = iter(starts)
+    """Yield every text's batch once; groups are tokenized ahead on ``pool``'s threads."""
+    bounds = iter(group_bounds(len(texts), group_size, workers))
+    pending: deque[Future[list[TokenBatch]]] = deque()
 
-        def submit_next() -> None:
-            start = next(start_iter, None)
-            if start is not None:
-                stop_at = min(n, start + group_size)
-                idx = np.arange(start, stop_at, dtype=np.int64)
-                pending.append(pool.submit(tokenizer.tokenize_group, texts[start:stop_at], idx))
+    def submit_next() -> None:
+        span = next(bounds, None)
+        if span is not None:
+            start, stop = span
+            idx = np.arange(start, stop, dtype=np.int64)
+            pending.append(pool.submit(tokenizer.tokenize_group, texts[start:stop], idx))
 
-        for _ in range(lookahead):
+    for _ in range(max(2, workers * 2)):
+        submit_next()
+    try:
+        while pending:
+            batches = pending.popleft().result()
             submit_next()
-        try:
-            while pending:
-                batches = pending.popleft().result()
-                submit_next()
-                for batch in batches:
-                    if stop():
-                        return
-                    yield batch
-        finally:
-            for future in pending:
-                future.cancel()
+            yield from batches
+    finally:
+        for future in pending:
+            future.cancel()

@@ -18,6 +18,7 @@ import os
 import re
 import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +154,7 @@ class Encoder:
         cpus = os.cpu_count() or 1
         self.group_size = group_size or (8192 if on_cuda else 512)
         self.tokenizer_workers = tokenizer_workers or (min(8, max(1, cpus - 1)) if on_cuda else 1)
+        self._tokenizer_pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()  # one pass at a time per instance; the device is shared state
         if self.fallback_reason is not None:
             self._batches: BatchTokenizer | None = None
@@ -165,8 +167,9 @@ class Encoder:
         settings = settings_from_hf(first.tokenizer, first.max_seq_length, bool(first.do_lower_case))
         self._batches = BatchTokenizer(
             settings,
-            batch_tokens=batch_tokens or (131072 if on_cuda else 4096),
+            batch_tokens=batch_tokens or (131072 if on_cuda else 8192),
             max_batch_size=max_batch_size or (2048 if on_cuda else 64),
+            min_rows=128 if on_cuda else 8,
             pad_multiple=8 if on_cuda else 1,
             pin_memory=on_cuda,
         )
@@ -233,23 +236,31 @@ class Encoder:
         on_cuda = device.type == "cuda"
         in_flight: list[tuple[np.ndarray, torch.Tensor, Any]] = []
         batches = iter_token_batches(
-            texts, self._batches, group_size=self.group_size, workers=self.tokenizer_workers
+            texts, self._batches, self._pool(), group_size=self.group_size, workers=self.tokenizer_workers
         )
-        with torch.inference_mode():
-            for batch in batches:
+        for batch in batches:
+            # inference_mode only around device work: a generator that yields inside it would
+            # leave the caller's code in inference mode between batches.
+            with torch.inference_mode():
                 vectors = self._forward(batch, device)
                 # Copy back asynchronously and only wait for it after the next batch is queued,
                 # so the device always has work while the host waits.
                 host = vectors.to("cpu", non_blocking=on_cuda)
-                done = None
-                if on_cuda:
-                    done = torch.cuda.Event()
-                    done.record()
-                in_flight.append((batch.indices, host, done))
-                if len(in_flight) > 1:
-                    yield _finish(in_flight.pop(0))
-            while in_flight:
+            done = None
+            if on_cuda:
+                done = torch.cuda.Event()
+                done.record()
+            in_flight.append((batch.indices, host, done))
+            if len(in_flight) > 1:
                 yield _finish(in_flight.pop(0))
+        while in_flight:
+            yield _finish(in_flight.pop(0))
+
+    def _pool(self) -> ThreadPoolExecutor:
+        # Kept for the encoder's lifetime: each worker thread keeps its own tokenizer copy.
+        if self._tokenizer_pool is None:
+            self._tokenizer_pool = ThreadPoolExecutor(self.tokenizer_workers, thread_name_prefix="cf-tokenize")
+        return self._tokenizer_pool
 
     def _forward(self, batch: Any, device: Any) -> Any:
         import torch

@@ -11,7 +11,7 @@ import pytest
 
 from contextflow.errors import UserError
 from contextflow.retrievers import encoder as encoder_module
-from contextflow.retrievers.embed_batches import BatchTokenizer, settings_from_hf
+from contextflow.retrievers.embed_batches import BatchTokenizer, group_bounds, settings_from_hf
 from contextflow.retrievers.embed_stream import ConsumerFailed
 from contextflow.retrievers.encoder import Encoder, choose_device, choose_dtype, get_encoder
 
@@ -77,6 +77,28 @@ def test_tokens_equal_the_models_own_tokenizer(encoder, reference):
             mask = batch.attention_mask[row].numpy().astype(bool)
             assert batch.input_ids[row].numpy()[mask].tolist() == expected[index]
             assert mask[: mask.sum()].all(), "right padding keeps real tokens first"
+
+
+def test_batches_split_where_padding_would_grow(reference):
+    first = reference[0]
+    settings = settings_from_hf(first.tokenizer, first.max_seq_length, False)
+    batcher = BatchTokenizer(settings, batch_tokens=100_000, max_batch_size=1000, min_rows=2, max_padding=0.25)
+    texts = ["word " * n for n in (200, 190, 180, 100, 95, 90, 20, 19, 3, 2)]
+    batches = batcher.tokenize_group(texts, np.arange(len(texts)))
+    for batch in batches:
+        cells = batch.input_ids.shape[0] * batch.input_ids.shape[1]
+        assert len(batch) <= 2 or cells - batch.real_tokens <= 0.25 * cells
+    assert len(batches) >= 3, "a budget of 100k tokens alone would have made one batch"
+    assert not any({0, 9} <= set(b.indices.tolist()) for b in batches)
+
+
+@pytest.mark.parametrize("n,group,workers", [(0, 8, 2), (1, 8, 2), (1000, 256, 1), (5000, 8192, 8), (37, 5, 3)])
+def test_group_bounds_cover_every_text_once(n, group, workers):
+    bounds = group_bounds(n, group, workers)
+    assert [i for a, b in bounds for i in range(a, b)] == list(range(n))
+    assert all(b - a <= group for a, b in bounds)
+    if n >= workers * 256:
+        assert len(bounds) >= workers, "every worker gets a group"
 
 
 def test_left_padding_puts_real_tokens_last(reference):
