@@ -28,32 +28,48 @@ import contextflow  # noqa: F401  (offline defaults before any HF import)
 import numpy as np
 
 
-def source_chunks(package: str, count: int, chunk_tokens: int, tokenizer) -> list[str]:
-    """Cut the package's .py files (sorted, so runs are comparable) into ~chunk_tokens chunks."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        sys.exit(f"package {package!r} is not installed here; pass --package with another one")
-    root = Path(list(spec.submodule_search_locations)[0])
+def source_files(packages: str) -> list[Path]:
+    files: list[Path] = []
+    for package in packages.split(","):
+        spec = importlib.util.find_spec(package.strip())
+        if spec is None or not spec.submodule_search_locations:
+            sys.exit(f"package {package!r} is not installed here; pass --package with others")
+        files.extend(sorted(Path(list(spec.submodule_search_locations)[0]).rglob("*.py")))
+    return files
+
+
+def source_chunks(packages: str, count: int, chunk_tokens: int, tokenizer) -> list[str]:
+    """Cut the packages' .py files (sorted, so runs are comparable) into ~chunk_tokens chunks."""
     chunks: list[str] = []
-    for path in sorted(root.rglob("*.py")):
-        lines = path.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
-        if not lines:
-            continue
-        counts = [len(e.ids) for e in tokenizer.encode_batch(lines, add_special_tokens=False)]
-        block: list[str] = []
-        tokens = 0
-        for line, n in zip(lines, counts):
-            block.append(line)
-            tokens += n
-            if tokens >= chunk_tokens:
-                chunks.append("".join(block))
-                block, tokens = [], 0
+    files = source_files(packages)
+    saved = os.environ.get("TOKENIZERS_PARALLELISM")
+    os.environ["TOKENIZERS_PARALLELISM"] = "true"  # only for this preparation; the pipeline sets its own
+    try:
+        for first in range(0, len(files), 64):
+            texts = [f.read_text(encoding="utf-8", errors="replace").splitlines(keepends=True)
+                     for f in files[first : first + 64]]
+            flat = [line for lines in texts for line in lines]
+            counts = iter([len(e.ids) for e in tokenizer.encode_batch(flat, add_special_tokens=False)])
+            for lines in texts:
+                block: list[str] = []
+                tokens = 0
+                for line in lines:
+                    block.append(line)
+                    tokens += next(counts)
+                    if tokens >= chunk_tokens:
+                        chunks.append("".join(block))
+                        block, tokens = [], 0
+                if block and "".join(block).strip():
+                    chunks.append("".join(block))
                 if len(chunks) >= count:
-                    return chunks
-        if block and "".join(block).strip():
-            chunks.append("".join(block))
-            if len(chunks) >= count:
-                return chunks
+                    return chunks[:count]
+    finally:
+        if saved is None:
+            os.environ.pop("TOKENIZERS_PARALLELISM", None)
+        else:
+            os.environ["TOKENIZERS_PARALLELISM"] = saved
+    if len(chunks) < count:
+        print(f"note: only {len(chunks)} chunks in {packages}; add packages with --package a,b", file=sys.stderr)
     return chunks
 
 
@@ -112,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--chunks", type=int, default=None, help="chunks to embed (default 600 CPU, 100000 GPU)")
     parser.add_argument("--chunk-tokens", type=int, default=250)
-    parser.add_argument("--package", default="transformers", help="installed package whose .py files are chunked")
+    parser.add_argument("--package", default="transformers,torch",
+                        help="installed packages (comma-separated) whose .py files are chunked")
     parser.add_argument("--device", default=None, help="cuda, cpu (default: auto)")
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: the cores not already busy, by the load average)")

@@ -27,12 +27,16 @@ import numpy as np
 import contextflow  # noqa: F401  - applies the offline environment before any HF import
 from contextflow.errors import UserError
 from contextflow.retrievers.embed_batches import BatchTokenizer, iter_token_batches, settings_from_hf
+from contextflow.retrievers.embed_precision import (
+    AUTO_PRECISION_MIN_COSINE,
+    CALIBRATION_TEXTS,
+    Precision,
+    choose_dtype,
+)
 from contextflow.retrievers.embed_stream import BatchCallback, drain_into
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 _DEFAULT_ALIASES = {DEFAULT_MODEL.lower(), "sentence-transformers/all-minilm-l6-v2"}
-_DTYPES = {"fp16": "float16", "float16": "float16", "half": "float16", "bf16": "bfloat16",
-           "bfloat16": "bfloat16", "fp32": "float32", "float32": "float32"}
 
 
 def cuda_available() -> bool:
@@ -51,20 +55,6 @@ def choose_device(requested: str | None = None) -> str:
             hint="leave the device unset (auto) or pass device='cpu'",
         )
     return requested
-
-
-def choose_dtype(requested: Any, device: str) -> Any:
-    """fp16 on CUDA by default, fp32 elsewhere (half precision on the CPU is slower, not faster)."""
-    import torch
-
-    if requested is None or requested == "auto":
-        return torch.float16 if device.startswith("cuda") else torch.float32
-    if isinstance(requested, torch.dtype):
-        return requested
-    name = _DTYPES.get(str(requested).lower())
-    if name is None:
-        raise UserError(f"unknown embedding dtype {requested!r}", hint="use fp16, bf16 or fp32")
-    return getattr(torch, name)
 
 
 def resolve_model(model: str | os.PathLike[str] | None) -> tuple[str, str]:
@@ -142,7 +132,9 @@ class Encoder:
         import torch
 
         self.device = choose_device(device)
-        self.dtype = choose_dtype(dtype, self.device)
+        wanted_dtype = choose_dtype(dtype, self.device)
+        self.dtype = torch.float32
+        self.precision_check: float | None = None  # min cosine vs fp32 on the calibration texts
         on_cuda = self.device.startswith("cuda")
         source, self.model_id = resolve_model(model)
         self.model_source = source
@@ -161,8 +153,7 @@ class Encoder:
             return
         first = self._st[0]
         self._transformer = first.auto_model
-        if self.dtype != torch.float32:
-            self._transformer.to(dtype=self.dtype)
+        self._precision = Precision(self._transformer, self.device)
         self._tail = list(self._st)[1:]
         settings = settings_from_hf(first.tokenizer, first.max_seq_length, bool(first.do_lower_case))
         self._batches = BatchTokenizer(
@@ -173,6 +164,25 @@ class Encoder:
             pad_multiple=8 if on_cuda else 1,
             pin_memory=on_cuda,
         )
+        if wanted_dtype != torch.float32:
+            self._set_precision(wanted_dtype, verify=dtype is None or dtype == "auto")
+
+    def _set_precision(self, dtype: Any, *, verify: bool) -> None:
+        """Switch to ``dtype``; when it was picked automatically, keep it only if the calibration
+        texts still match fp32 with a margin over the 0.9999 contract."""
+        import torch
+
+        reference = self.encode(list(CALIBRATION_TEXTS)) if verify else None
+        self._precision.apply(dtype, keep_fp32_copy=verify)
+        self.dtype = dtype
+        if reference is None:
+            return
+        reduced = self.encode(list(CALIBRATION_TEXTS))
+        self.precision_check = float((reference * reduced).sum(axis=1).min())
+        if self.precision_check < AUTO_PRECISION_MIN_COSINE:
+            self._precision.apply(torch.float32)
+            self.dtype = torch.float32
+        self._precision.forget_fp32_copy()
 
     @property
     def fast_path(self) -> bool:
@@ -180,7 +190,8 @@ class Encoder:
 
     def __repr__(self) -> str:
         path = "pipeline" if self.fast_path else f"sentence-transformers encode ({self.fallback_reason})"
-        return f"Encoder(model_id={self.model_id!r}, device={self.device!r}, dim={self.dim}, path={path})"
+        dtype = str(self.dtype).replace("torch.", "")
+        return f"Encoder(model_id={self.model_id!r}, device={self.device!r}, dtype={dtype}, dim={self.dim}, path={path})"
 
     def encode(self, texts: Sequence[str], *, show_progress: bool = False) -> np.ndarray:
         """Embed ``texts``; float32 array (len(texts), dim), rows L2-normalised, in input order."""
@@ -272,7 +283,8 @@ class Encoder:
         }
         if batch.token_type_ids is not None:
             features["token_type_ids"] = batch.token_type_ids.to(device, non_blocking=non_blocking)
-        output = self._transformer(**features, return_dict=True)
+        with self._precision.context():
+            output = self._transformer(**features, return_dict=True)
         # The rest of the model (pooling, dense, normalize) runs in fp32, as plain encode does.
         features["token_embeddings"] = output.last_hidden_state.float()
         for module in self._tail:

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from contextflow.errors import UserError
+from contextflow.retrievers import embed_precision
 from contextflow.retrievers import encoder as encoder_module
 from contextflow.retrievers.embed_batches import BatchTokenizer, group_bounds, settings_from_hf
 from contextflow.retrievers.embed_stream import ConsumerFailed
@@ -48,7 +49,11 @@ def reference(model_path):
 
 @pytest.fixture(scope="module")
 def encoder() -> Encoder:
-    return Encoder(device="cpu")
+    # Reduced precision chosen automatically, as on a GPU or a CPU with native bf16; forced here so
+    # the checked half-precision path runs on every machine (emulated bf16 where not native).
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(embed_precision, "cpu_has_native_bf16", lambda: True)
+        return Encoder(device="cpu")
 
 
 def _row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -59,6 +64,7 @@ def test_matches_plain_encode_on_varied_texts(encoder, reference):
     got = encoder.encode(VARIED)
     want = reference.encode(VARIED, normalize_embeddings=True, convert_to_numpy=True)
     assert encoder.fast_path, encoder.fallback_reason
+    assert str(encoder.dtype) == "torch.bfloat16" and encoder.precision_check >= 0.99995
     assert got.dtype == np.float32 and got.shape == (len(VARIED), 384) == (len(VARIED), encoder.dim)
     assert _row_cosines(got, want).min() >= 0.9999
     np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5)
@@ -119,12 +125,12 @@ def test_left_padding_puts_real_tokens_last(reference):
 def test_order_preserved_across_many_sorted_batches(model_path, reference):
     # Tiny groups and budgets force length sorting to reorder texts across many batches; the
     # GPU's padding to multiples of 8 is exercised too.
-    small = Encoder(model_path, device="cpu", batch_tokens=300, max_batch_size=3, group_size=5)
+    small = Encoder(model_path, device="cpu", dtype="fp32", batch_tokens=300, max_batch_size=3, group_size=5)
     small._batches.pad_multiple = 8
     texts = [f"item {i}: " + ("token " * (37 * i % 90)) + f"end {i}" for i in range(23)]
     got = small.encode(texts)
     want = reference.encode(texts, normalize_embeddings=True)
-    assert _row_cosines(got, want).min() >= 0.9999
+    assert _row_cosines(got, want).min() >= 0.999999, "fp32 is exact up to float rounding"
     # Each row is closest to its own reference row, so no row was swapped with another.
     assert (np.argmax(got @ want.T, axis=1) == np.arange(len(texts))).all()
 
@@ -170,11 +176,25 @@ def test_device_auto_selection(monkeypatch):
     assert choose_device("cpu") == "cpu"
     monkeypatch.setattr(encoder_module, "cuda_available", lambda: False)
     assert choose_device(None) == "cpu"
+    monkeypatch.setattr(embed_precision, "cpu_has_native_bf16", lambda: False)
     assert choose_dtype(None, "cpu") == torch.float32
+    monkeypatch.setattr(embed_precision, "cpu_has_native_bf16", lambda: True)
+    assert choose_dtype(None, "cpu") == torch.bfloat16
+    assert choose_dtype("fp32", "cpu") == torch.float32
     with pytest.raises(UserError, match="no CUDA device"):
         choose_device("cuda")
     with pytest.raises(UserError, match="unknown embedding dtype"):
         choose_dtype("int3", "cpu")
+
+
+def test_auto_precision_falls_back_to_fp32_when_the_check_fails(monkeypatch, model_path, reference):
+    monkeypatch.setattr(embed_precision, "cpu_has_native_bf16", lambda: True)
+    monkeypatch.setattr(encoder_module, "AUTO_PRECISION_MIN_COSINE", 1.01)  # impossible to meet
+    strict = Encoder(model_path, device="cpu")
+    assert str(strict.dtype) == "torch.float32" and strict.precision_check < 1.01
+    got = strict.encode(VARIED[:5])
+    want = reference.encode(VARIED[:5], normalize_embeddings=True)
+    assert _row_cosines(got, want).min() >= 0.999999
 
 
 def test_bad_inputs_are_plain_errors(encoder, tmp_path):
@@ -212,3 +232,40 @@ def test_get_encoder_is_shared(monkeypatch, encoder):
     monkeypatch.setattr(encoder_module, "Encoder", lambda *a, **k: encoder)
     assert get_encoder(device="cpu") is get_encoder("all-MiniLM-L6-v2", device="cpu") is encoder
     assert encoder.model_id == "all-MiniLM-L6-v2"
+
+
+def test_throughput_benchmark_reports_its_json(capsys):
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "embed_throughput.py"
+    spec = importlib.util.spec_from_file_location("embed_throughput", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    import torch
+
+    threads = torch.get_num_threads()
+    try:
+        argv = ["--chunks", "6", "--sample", "4", "--slices", "2", "--device", "cpu", "--threads", "1", "--json"]
+        assert bench.main(argv) == 0
+    finally:
+        torch.set_num_threads(threads)
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["chunks"] == 6 and result["device"].startswith("cpu")
+    for key in ("chunks_per_s", "plain_chunks_per_s", "tokens_per_s", "plain_tokens_per_s", "ratio"):
+        assert result[key] > 0
+    assert result["min_cosine"] >= 0.9999 and result["tokens"] > 6 * 100
+
+
+def test_cuda_weight_cast_restores_exact_fp32_weights():
+    import torch
+
+    layer = torch.nn.Linear(4, 3)
+    original = {k: v.clone() for k, v in layer.state_dict().items()}
+    precision = embed_precision.Precision(layer, "cpu")
+    precision.device_type = "cuda"  # the CUDA branch (cast weights) only moves dtypes: runs on CPU tensors
+    precision.apply(torch.float16, keep_fp32_copy=True)
+    assert layer.weight.dtype == torch.float16
+    precision.apply(torch.float32)
+    assert layer.weight.dtype == torch.float32
+    for key, value in layer.state_dict().items():
+        assert torch.equal(value, original[key]), "fp32 weights come back bit for bit, not fp16-rounded"
