@@ -174,7 +174,7 @@ def generate(messages: list[dict[str, Any]], optional: dict[str, Any]) -> tuple[
 def _response(model: str, text: str, prompt_tokens: int, completion_tokens: int, finish: str) -> Any:
     import litellm
 
-    return litellm.ModelResponse(
+    response = litellm.ModelResponse(
         model=f"local/{model}",
         choices=[{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": finish}],
         usage={
@@ -183,6 +183,8 @@ def _response(model: str, text: str, prompt_tokens: int, completion_tokens: int,
             "total_tokens": prompt_tokens + completion_tokens,
         },
     )
+    response._hidden_params["response_cost"] = 0.0  # runs in process: free
+    return response
 
 
 def _check_model(model: str) -> None:

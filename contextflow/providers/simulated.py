@@ -169,6 +169,7 @@ class _Plan:
     prompt_tokens: int
     completion_tokens: int
     hang_s: float
+    cost_usd: float
 
 
 def _plan(model: str, messages: list[dict[str, Any]], optional: dict[str, Any]) -> _Plan:
@@ -203,7 +204,13 @@ def _plan(model: str, messages: list[dict[str, Any]], optional: dict[str, Any]) 
     cap = optional.get("max_tokens") or optional.get("max_completion_tokens")
     if cap:
         completion = min(completion, int(cap))
-    return _Plan(max(latency, 0.0) / 1000.0, fault, content, prompt_tokens, completion, cfg.hang_s)
+    in_price, out_price = cfg.input_cost_per_token, cfg.output_cost_per_token
+    overrides = optional.get("sim") or {}
+    declared = catalog.lookup(f"sim/{model}")
+    if declared is not None and not {"input_cost_per_token", "output_cost_per_token"} & set(overrides):
+        in_price, out_price = declared.input_cost_per_token, declared.output_cost_per_token  # e.g. a pipeline's models:
+    cost = prompt_tokens * in_price + completion * out_price
+    return _Plan(max(latency, 0.0) / 1000.0, fault, content, prompt_tokens, completion, cfg.hang_s, cost)
 
 
 def _reply(cfg: SimConfig, messages: list[dict[str, Any]], optional: dict[str, Any]) -> str:
@@ -246,7 +253,7 @@ def _response(model: str, plan: _Plan) -> Any:
     from contextflow.runtime.calls import litellm_module
 
     litellm = litellm_module()
-    return litellm.ModelResponse(
+    response = litellm.ModelResponse(
         model=f"sim/{model}",
         choices=[{"index": 0, "message": {"role": "assistant", "content": plan.content}, "finish_reason": "stop"}],
         usage={
@@ -255,6 +262,9 @@ def _response(model: str, plan: _Plan) -> Any:
             "total_tokens": plan.prompt_tokens + plan.completion_tokens,
         },
     )
+    # The provider states its own price (litellm then skips its price-map lookup for the model).
+    response._hidden_params["response_cost"] = plan.cost_usd
+    return response
 
 
 class _Tracker:

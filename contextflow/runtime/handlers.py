@@ -62,15 +62,17 @@ async def run_llm(
     started = time.time()
     messages = render_messages(node, scope)
     models = list(node.models) if node.strategy != "fixed" and node.models else primary_models(ctx, node)
-    key = node_cache_key(node, models, messages)
-    hit = _cached(ctx, policies, key)
+    caching = ctx.cache is not None and policies.cache.enabled
+    key = node_cache_key(node, models, messages) if caching else ""
+    hit = _cached(ctx, policies, key) if caching else None
     if hit is not None:
         return _cache_hit(node_id, key, hit, started)
     spend = Spend()
     caller = LLMCaller(ctx, node, node_id, policies, spend, item)
     outcome = await call_by_strategy(caller, models, messages)
     result = _ok(node_id, outcome.value, spend, started, outcome.model)
-    _store(ctx, policies, key, result)
+    if caching:
+        _store(ctx, policies, key, result)
     return result
 
 
