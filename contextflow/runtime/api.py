@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from contextflow.cost import catalog
-from contextflow.cost.budget import Budget
+from contextflow.cost.budget import Budget, Ledger, MemoryLedger
 from contextflow.dags.imports import Allowlist
 from contextflow.dags.plan import Plan, PlanError, build_plan
 from contextflow.dags.spec import BudgetSpec, PipelineSpec
@@ -96,11 +96,15 @@ def _trace_sink(state: StateDir) -> EventSink | None:
     return TraceSink(state.traces_db)
 
 
-def _budget(spec: PipelineSpec, override: BudgetSpec | None, spent_cost: float = 0.0, spent_tokens: int = 0) -> Budget:
-    from contextflow.cost.budget import MemoryLedger
-
+def _budget(
+    spec: PipelineSpec, override: BudgetSpec | None, spent_cost: float = 0.0, spent_tokens: int = 0,
+    ledger: Ledger | None = None,
+) -> Budget:
+    """The run's budget. ``ledger`` (e.g. a SQLiteLedger shared by worker processes) replaces the
+    in-process books; it must already hold what earlier parts of the run spent."""
     chosen = override or spec.defaults.budget
-    return Budget(chosen.max_cost_usd, chosen.max_tokens, chosen.max_wall_s, ledger=MemoryLedger(spent_cost, spent_tokens))
+    books = ledger if ledger is not None else MemoryLedger(spent_cost, spent_tokens)
+    return Budget(chosen.max_cost_usd, chosen.max_tokens, chosen.max_wall_s, ledger=books)
 
 
 async def _execute(
@@ -172,6 +176,7 @@ async def arun(
     allow_imports: Iterable[str] = (),
     gate: Gate | None = None,
     checkpoint: CheckpointMode = "node",
+    ledger: Ledger | None = None,
 ) -> RunResult:
     """Run a pipeline (a built plan, a spec, a YAML path or a dict) and return its result.
 
@@ -197,7 +202,7 @@ async def arun(
         )
         return await _execute(
             spec, bound, run_id=run_id, state=state, store=store, sinks=sinks, trace=trace, executor=executor,
-            budget=_budget(spec, budget), model=model, workdir=root, cache=cache, allow_imports=allow_imports,
+            budget=_budget(spec, budget, ledger=ledger), model=model, workdir=root, cache=cache, allow_imports=allow_imports,
             gate=gate, checkpoint=checkpoint, plan=plan,
         )
     finally:
@@ -213,6 +218,7 @@ async def aresume(
     executor: Executor | None = None,
     budget: BudgetSpec | None = None,
     gate: Gate | None = None,
+    ledger: Ledger | None = None,
 ) -> RunResult:
     """Continue a run: nodes already finished keep their stored results; the rest run now."""
     state = StateDir.for_project(project)
@@ -234,7 +240,7 @@ async def aresume(
         store.set_run_status(run_id, "running")
         return await _execute(
             spec, record.inputs, run_id=run_id, state=state, store=store, sinks=sinks, trace=trace,
-            executor=executor, budget=_budget(spec, budget, spent_cost, spent_tokens), model=options.get("model"),
+            executor=executor, budget=_budget(spec, budget, spent_cost, spent_tokens, ledger), model=options.get("model"),
             workdir=Path(options.get("workdir") or Path.cwd()), cache=bool(options.get("cache", True)),
             allow_imports=options.get("allow_imports") or (), gate=gate, prior=prior, resumed=True,
             checkpoint=options.get("checkpoint") or "node",
