@@ -190,7 +190,7 @@ def main() -> None:
         "by_shape": {s: {k: round(v, 2) for k, v in figures[s].items()} for s in SHAPES},
     }
     print(
-        f"worst shape: contextflow {summary['us_per_node']} us/node (target <= 20), "
+        f"worst case: contextflow {summary['us_per_node']} us/node (target <= 20), "
         f"{summary['speedup_vs_langgraph']}x faster than LangGraph (target >= 5), "
         f"Hamilton/contextflow {summary['speedup_vs_hamilton']}x"
     )

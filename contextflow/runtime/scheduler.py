@@ -97,6 +97,7 @@ class Scheduler:
         self._workers: set[asyncio.Task[None]] = set()
         self._running = 0
         self._starting = 0
+        self._active_workers = 0
         self._unflushed: list[NodeResult] = []
         self._flush_scheduled = False
         self._flushing = False
@@ -233,10 +234,11 @@ class Scheduler:
         want = len(self._ready) - reserve - self._starting
         loop = self._loop
         assert loop is not None
-        while want > 0 and len(self._workers) < self.max_concurrency:
+        while want > 0 and self._active_workers < self.max_concurrency:
             task = loop.create_task(self._worker())
             self._workers.add(task)
             task.add_done_callback(self._workers.discard)
+            self._active_workers += 1
             self._starting += 1
             want -= 1
 
@@ -244,13 +246,18 @@ class Scheduler:
         self._starting -= 1
         ready = self._ready
         prepared = self.prepared
-        while ready:
-            nid = ready.popleft()
-            if self._stop_reason is not None:
-                self._block(nid, f"not started: {self._stop_reason}")
-                self._check_done()
-                continue
-            await self._run(nid, prepared[nid])
+        try:
+            while ready:
+                nid = ready.popleft()
+                if self._stop_reason is not None:
+                    self._block(nid, f"not started: {self._stop_reason}")
+                    self._check_done()
+                    continue
+                await self._run(nid, prepared[nid])
+        finally:
+            # Counted here, not in a done callback: a flush that runs before the callback would
+            # otherwise see a full pool and leave ready nodes waiting for a busy worker.
+            self._active_workers -= 1
 
     async def _run(self, nid: str, p: _Prepared) -> None:
         started = time.time()

@@ -187,3 +187,20 @@ async def test_unknown_input_and_missing_input_are_user_errors(state_home):
         await arun(spec, {"x": 1, "y": 2}, trace=False)
     with pytest.raises(UserError, match="should be integer"):
         await arun(spec, {"x": "one"}, trace=False)
+
+
+async def test_released_nodes_start_at_once_when_the_pool_is_full(state_home):
+    # Width-8 chains, 3 deep, with exactly 8 workers: each finishing node must hand its slot to
+    # its dependent right away (a regression: freed workers were counted late and dependents
+    # waited for another node to finish).
+    nodes = []
+    for depth in range(3):
+        for i in range(8):
+            args = {"seconds": 0.15, "value": f"${{d{depth - 1}_{i}}}"} if depth else {"seconds": 0.15}
+            nodes.append({"id": f"d{depth}_{i}", "kind": "python", "function": NAP, "args": args})
+    spec = rh.pipeline(nodes, defaults={"max_concurrency": 8})
+    start = time.monotonic()
+    result = await arun(spec, trace=False)
+    wall = time.monotonic() - start
+    assert result.status == "succeeded"
+    assert wall < 0.45 + 0.2, f"three 0.15 s layers took {wall:.2f} s"
