@@ -69,6 +69,7 @@ async def run_llm(
         return _cache_hit(node_id, key, hit, started)
     spend = Spend()
     caller = LLMCaller(ctx, node, node_id, policies, spend, item)
+    caller.scope = scope  # verifiers bind upstream values by name
     outcome = await call_by_strategy(caller, models, messages)
     result = _ok(node_id, outcome.value, spend, started, outcome.model)
     if caching:

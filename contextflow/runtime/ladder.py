@@ -50,7 +50,8 @@ async def _cascade(caller: LLMCaller, ladder: list[str], messages: list[dict[str
                 raise
             continue
         verdicts = await run_verifiers(
-            caller.node.verify, outcome.value, text=outcome.text, workdir=caller.ctx.workdir
+            caller.node.verify, outcome.value, text=outcome.text, workdir=caller.ctx.workdir,
+            schema=caller.node.output_schema, scope=getattr(caller, "scope", None),
         )
         records = [dataclasses.asdict(v) if dataclasses.is_dataclass(v) else dict(v) for v in verdicts]
         if caller.spend.attempts:

@@ -95,6 +95,7 @@ class LLMCaller:
         self.policies = policies
         self.spend = spend
         self.item = item
+        self.scope: Mapping[str, Any] | None = None
 
     def params_for(self, model: str) -> dict[str, Any]:
         params = dict(self.node.params)
