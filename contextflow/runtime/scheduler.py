@@ -98,6 +98,7 @@ class Scheduler:
         self._running = 0
         self._starting = 0
         self._active_workers = 0
+        self._skipped_inputs: dict[str, int] = {}  # per node: how many of its inputs were skipped
         self._unflushed: list[NodeResult] = []
         self._flush_scheduled = False
         self._flushing = False
@@ -124,6 +125,9 @@ class Scheduler:
             self.results[nid] = result
             self.scope[nid] = result.value
             self._settled += 1
+            if result.status == "skipped":
+                for dep in self.prepared[nid].dependents:
+                    self._skipped_inputs[dep] = self._skipped_inputs.get(dep, 0) + 1
         remaining = self._remaining
         for nid in self.plan.order:
             if nid not in self.prior:
@@ -211,7 +215,7 @@ class Scheduler:
             self._block(nid, f"not started: {self._stop_reason}")
             return
         p = self.prepared[nid]
-        if p.deps and all(self.results[d].status == "skipped" for d in p.deps):
+        if p.deps and self._skipped_inputs.get(nid, 0) == len(p.deps):
             self._complete(NodeResult(nid, "skipped", error="every upstream node was skipped"))
             return
         if p.when is not None:
@@ -358,6 +362,9 @@ class Scheduler:
                 else:
                     emit(NodeFinished(run_id, nid, status, r.value, r.cost_usd, r.usage, r.model, r.cache_hit,
                                       r.duration_s))
+                if status == "skipped":
+                    for dep in self.prepared[nid].dependents:
+                        self._skipped_inputs[dep] = self._skipped_inputs.get(dep, 0) + 1
                 for dep in self.prepared[nid].dependents:
                     remaining[dep] -= 1
                     if remaining[dep] == 0:
