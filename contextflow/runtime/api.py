@@ -134,6 +134,11 @@ async def _execute(
         raise UserError(f"pipeline '{spec.name}': {exc}") from None
     for name, declared in spec.models.items():
         catalog.register_model(name, **declared.model_dump())
+    if any(n.kind == "llm" or (n.kind == "map" and n.node.kind == "llm") for n in spec.nodes):
+        # litellm takes seconds to import: do it before the loop runs nodes, not inside the first call.
+        from contextflow.runtime.calls import litellm_module
+
+        litellm_module()
     bus = EventBus(list(sinks))
     trace_sink = _trace_sink(state) if trace else None
     if trace_sink is not None:

@@ -1,0 +1,82 @@
+"""Seams other parts plug into: retrieve nodes (context building) and approval gates."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import runtime_helpers as rh
+from contextflow.runtime import arun
+from contextflow.runtime.events import NodeWaiting, RetrievalFinished
+from contextflow.runtime.results import NodeResult
+
+
+class _Window:
+    """Test double of contextflow.context.ContextWindow (the real one belongs to the context package)."""
+
+    def __init__(self, query: str) -> None:
+        self.query = query
+        self.used_tokens = 12
+        self.items = [{"path": "a.py", "start_line": 1, "end_line": 3, "score": 0.9, "reason": "bm25"}]
+
+    def render(self) -> str:
+        return f"<context for {self.query}>"
+
+
+async def test_retrieve_node_builds_context_in_a_thread_and_reports_it(state_home, monkeypatch, sim_model):
+    import contextflow.context as context_package
+
+    calls: list[dict[str, Any]] = []
+
+    def fake_build_context(repo, query, *, budget_tokens, retrievers=None, model=None, fmt="markdown", state=None):
+        calls.append({"repo": repo, "query": query, "budget_tokens": budget_tokens, "fmt": fmt})
+        return _Window(query)
+
+    monkeypatch.setattr(context_package, "build_context", fake_build_context, raising=False)
+    model = sim_model()
+    spec = rh.pipeline(
+        [
+            {"id": "ctx", "kind": "retrieve", "query": "where is ${inputs.topic}?", "budget_tokens": 500},
+            {"id": "ask", "kind": "llm", "model": model, "prompt": "Use this:\n${ctx}"},
+        ],
+        inputs={"topic": {"type": "string"}},
+    )
+    events: list = []
+    result = await arun(spec, {"topic": "budgets"}, sinks=[events.append], trace=False, cache=False)
+    assert result.status == "succeeded"
+    assert calls == [{"repo": ".", "query": "where is budgets?", "budget_tokens": 500, "fmt": "markdown"}]
+    assert result.nodes["ask"].value == "Use this:\n<context for where is budgets?>"  # rendered via .render()
+    retrieval = next(e for e in events if isinstance(e, RetrievalFinished))
+    assert retrieval.used_tokens == 12 and retrieval.items[0]["path"] == "a.py"
+
+
+class _HoldNode:
+    def __init__(self, node_id: str) -> None:
+        self.node_id = node_id
+
+    async def before(self, ctx, node_id, node, scope):
+        if node_id == self.node_id:
+            return NodeResult(node_id, "waiting", value={"would_run": node.function}, error_type="approval")
+        return None
+
+    async def after(self, ctx, node_id, node, result):
+        return result
+
+
+async def test_a_gate_holds_one_branch_and_the_run_waits(state_home):
+    add = f"{rh.PREFIX}:add"
+    spec = rh.pipeline(
+        [
+            {"id": "a", "kind": "python", "function": add, "args": {"a": 1}},
+            {"id": "held", "kind": "python", "function": add, "args": {"a": "${a}"}},
+            {"id": "after_held", "kind": "python", "function": add, "args": {"a": "${held}"}},
+            {"id": "free", "kind": "python", "function": add, "args": {"a": "${a}", "b": 5}},
+        ]
+    )
+    events: list = []
+    result = await arun(spec, sinks=[events.append], trace=False, gate=_HoldNode("held"))
+    assert result.status == "waiting"
+    assert {n: r.status for n, r in result.nodes.items()} == {
+        "a": "succeeded", "held": "waiting", "after_held": "pending", "free": "succeeded",
+    }
+    waiting = next(e for e in events if isinstance(e, NodeWaiting))
+    assert waiting.node_id == "held" and waiting.proposal == {"would_run": add}
