@@ -137,7 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slices", type=int, default=None, help="interleaved slices per round (default 6 CPU, 1 GPU)")
     parser.add_argument("--plain-batch-size", type=int, default=32, help="sentence-transformers' default is 32")
     parser.add_argument("--batch-tokens", type=int, default=None, help="pipeline token budget per batch")
-    parser.add_argument("--sample", type=int, default=256, help="chunks checked against the fp32 CPU reference")
+    parser.add_argument("--dtype", default=None, help="pipeline precision: fp16, bf16, fp32 (default: auto)")
+    parser.add_argument("--sample", type=int, default=256,
+                        help="chunks checked against the fp32 CPU reference on a GPU (on the CPU: all of them)")
     parser.add_argument("--chroma", action="store_true", help="also time chromadb writes overlapped vs after")
     parser.add_argument("--json", action="store_true", help="last line: one JSON object with the figures")
     args = parser.parse_args(argv)
@@ -153,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     count = args.chunks or (100_000 if on_cuda else 600)
     repeat = args.repeat or (3 if on_cuda else 1)
 
-    encoder = Encoder(device=device, batch_tokens=args.batch_tokens)
+    encoder = Encoder(device=device, dtype=args.dtype, batch_tokens=args.batch_tokens)
     plain = SentenceTransformer(encoder.model_source, device=device)
     if on_cuda:
         plain.half()  # the naive GPU baseline the issue measured: encode with fp16 weights
@@ -203,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
               f"pipeline {len(texts) / pipe_s:,.1f} chunks/s", flush=True)
 
     rng = np.random.default_rng(0)
-    sample = np.sort(rng.choice(len(texts), size=min(args.sample, len(texts)), replace=False))
+    size = min(args.sample, len(texts)) if on_cuda else len(texts)
+    sample = np.sort(rng.choice(len(texts), size=size, replace=False))
     if on_cuda:
         reference_model = SentenceTransformer(encoder.model_source, device="cpu")
         reference = reference_model.encode([texts[i] for i in sample], normalize_embeddings=True)

@@ -211,7 +211,8 @@ def iter_token_batches(
             idx = np.arange(start, stop, dtype=np.int64)
             pending.append(pool.submit(tokenizer.tokenize_group, texts[start:stop], idx))
 
-    for _ in range(max(2, workers * 2)):
+    # Enough groups ahead to keep every worker busy, few enough to bound the pinned memory held.
+    for _ in range(workers + 2):
         submit_next()
     try:
         while pending:

@@ -97,6 +97,13 @@ class Precision:
                 self.transformer.to(dtype=dtype)
         self.dtype = dtype
 
+    @property
+    def weight_dtype(self) -> Any:
+        """The dtype of the weights (autocast leaves them fp32)."""
+        import torch
+
+        return self.dtype if self.device_type == "cuda" else torch.float32
+
     def forget_fp32_copy(self) -> None:
         self._saved_weights = None
 

@@ -144,7 +144,7 @@ class Encoder:
         self.dim = int(dim) if dim is not None else int(self._st.encode(["dimension probe"]).shape[1])
         self.fallback_reason = fast_path_problem(self._st)
         cpus = os.cpu_count() or 1
-        self.group_size = group_size or (8192 if on_cuda else 512)
+        self.group_size = group_size or (4096 if on_cuda else 512)
         self.tokenizer_workers = tokenizer_workers or (min(8, max(1, cpus - 1)) if on_cuda else 1)
         self._tokenizer_pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()  # one pass at a time per instance; the device is shared state
@@ -281,15 +281,41 @@ class Encoder:
             "input_ids": batch.input_ids.to(device, non_blocking=non_blocking),
             "attention_mask": batch.attention_mask.to(device, non_blocking=non_blocking),
         }
+        model_inputs = {"input_ids": features["input_ids"], "attention_mask": self._model_mask(batch, features)}
         if batch.token_type_ids is not None:
-            features["token_type_ids"] = batch.token_type_ids.to(device, non_blocking=non_blocking)
+            model_inputs["token_type_ids"] = batch.token_type_ids.to(device, non_blocking=non_blocking)
         with self._precision.context():
-            output = self._transformer(**features, return_dict=True)
+            output = self._transformer(**model_inputs, return_dict=True)
         # The rest of the model (pooling, dense, normalize) runs in fp32, as plain encode does.
         features["token_embeddings"] = output.last_hidden_state.float()
         for module in self._tail:
             features = module(features)
         return torch.nn.functional.normalize(features["sentence_embedding"].float(), p=2, dim=1)
+
+
+    def _model_mask(self, batch: Any, features: dict[str, Any]) -> Any:
+        """The attention mask to give the transformer, built without reading device memory.
+
+        Given a 2D mask, transformers checks ``mask.all()`` to decide whether it can drop it: on
+        CUDA that stalls the host until the device catches up, every batch, and the pipeline loses
+        its lead. The host already knows whether the batch has padding, so: no padding -> no mask
+        (which also lets SDPA pick its fastest kernel), padding -> a ready 4D mask, which
+        transformers passes through unchanged. Other attention kinds get the 2D mask as usual.
+        """
+        import torch
+
+        mask = features["attention_mask"]
+        kind = getattr(self._transformer.config, "_attn_implementation", None)
+        if kind not in ("sdpa", "eager"):
+            return mask
+        rows, width = batch.input_ids.shape
+        if batch.real_tokens == rows * width:
+            return None
+        keep = mask[:, None, None, :].bool()
+        if kind == "sdpa":
+            return keep
+        lowest = torch.finfo(self._precision.weight_dtype).min
+        return torch.zeros(keep.shape, dtype=self._precision.weight_dtype, device=mask.device).masked_fill(~keep, lowest)
 
 
 def _finish(item: tuple[np.ndarray, Any, Any]) -> tuple[np.ndarray, np.ndarray]:

@@ -133,6 +133,30 @@ def test_order_preserved_across_many_sorted_batches(model_path, reference):
     assert _row_cosines(got, want).min() >= 0.999999, "fp32 is exact up to float rounding"
     # Each row is closest to its own reference row, so no row was swapped with another.
     assert (np.argmax(got @ want.T, axis=1) == np.arange(len(texts))).all()
+    # The same through eager attention, which takes the additive 4D mask instead of a boolean one.
+    config = small._transformer.config
+    saved, config._attn_implementation = config._attn_implementation, "eager"
+    try:
+        eager = small.encode(texts)
+    finally:
+        config._attn_implementation = saved
+    assert _row_cosines(eager, want).min() >= 0.999999
+
+
+def test_mask_is_dropped_only_for_batches_without_padding(encoder):
+    sizes = {}
+    batcher = BatchTokenizer(encoder._batches.settings, batch_tokens=4096, max_batch_size=8, min_rows=1)
+    for batch in batcher.tokenize_group(["word " * 300, "word " * 290, "tiny"], np.arange(3)):
+        features = {"attention_mask": batch.attention_mask}
+        sizes[len(batch)] = encoder._model_mask(batch, features)
+    assert sizes[2] is None, "two texts cut at the maximum length: no padding, no mask"
+    assert sizes[1] is None
+    batcher.max_padding = 1.0  # keep the short text with the long one
+    padded = batcher.tokenize_group(["word " * 20, "word word"], np.arange(2))
+    (batch,) = [b for b in padded if len(b) == 2]
+    mask = encoder._model_mask(batch, {"attention_mask": batch.attention_mask})
+    assert mask.dtype.is_floating_point is False and tuple(mask.shape) == (2, 1, 1, batch.input_ids.shape[1])
+    assert mask[1, 0, 0].tolist() == batch.attention_mask[1].bool().tolist()
 
 
 def test_callback_gets_every_index_exactly_once(encoder):
