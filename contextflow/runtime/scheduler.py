@@ -74,6 +74,7 @@ class Scheduler:
             raise UserError(f"unknown checkpoint mode '{checkpoint}'", hint=f"use one of {', '.join(CHECKPOINT_MODES)}")
         self.plan = plan
         self.ctx = ctx
+        self.run_store = store  # the run's own row (status, outputs) is kept in every mode
         self.store = store if checkpoint != "off" else None
         self.checkpoint = checkpoint
         self._writer: BackgroundWriter | None = None
@@ -181,8 +182,8 @@ class Scheduler:
         if error is None and status != "succeeded":
             failed = [r for r in self.results.values() if r.status == "failed"]
             error = "; ".join(f"{r.node_id}: {r.error}" for r in failed[:3]) or None
-        if self.store is not None:
-            self.store.set_run_status(self.ctx.run_id, status, error=error, outputs=outputs, cost_usd=cost)
+        if self.run_store is not None:
+            self.run_store.set_run_status(self.ctx.run_id, status, error=error, outputs=outputs, cost_usd=cost)
         self._emit(RunFinished(self.ctx.run_id, status, outputs, cost, usage, error=error))  # type: ignore[arg-type]
         return RunResult(self.ctx.run_id, status, outputs, cost, usage, self.results, self.plan.spec.name, error)  # type: ignore[arg-type]
 

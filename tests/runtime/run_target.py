@@ -1,6 +1,6 @@
 """A pipeline run in a child process by the kill -9 and Ctrl-C tests.
 
-usage: python run_target.py run PROJECT LOG RUN_ID   |   python run_target.py resume PROJECT RUN_ID
+usage: python run_target.py run PROJECT LOG RUN_ID [CHECKPOINT]  |  python run_target.py resume PROJECT RUN_ID
 """
 
 from __future__ import annotations
@@ -28,8 +28,9 @@ def spec(log: str, layers: int = 3, width: int = 6, seconds: float = 0.15):
 
 if __name__ == "__main__":
     if sys.argv[1] == "run":
-        _, _, project, log, run_id = sys.argv
-        result = run(spec(log), project=project, run_id=run_id, trace=False)
+        project, log, run_id = sys.argv[2:5]
+        checkpoint = sys.argv[5] if len(sys.argv) > 5 else "node"
+        result = run(spec(log), project=project, run_id=run_id, trace=False, checkpoint=checkpoint)
     else:
         _, _, project, run_id = sys.argv
         result = resume(run_id, project=project, trace=False)

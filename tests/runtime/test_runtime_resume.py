@@ -41,12 +41,12 @@ def _stored(project: Path, run_id: str) -> dict:
         return store.load_nodes(run_id), store.get_run(run_id)
 
 
-@pytest.mark.parametrize("kill_after", [7, 13])
-def test_kill_9_mid_run_then_resume_runs_no_finished_node_twice(tmp_path, kill_after):
+@pytest.mark.parametrize(("checkpoint", "kill_after"), [("node", 7), ("node", 13), ("background", 10)])
+def test_kill_9_mid_run_then_resume_runs_no_finished_node_twice(tmp_path, checkpoint, kill_after):
     project, log, run_id = tmp_path / "proj", tmp_path / "starts.log", f"kill-{kill_after}"
     project.mkdir()
     child = subprocess.Popen(
-        [sys.executable, str(TARGET), "run", str(project), str(log), run_id], env=_env(project),
+        [sys.executable, str(TARGET), "run", str(project), str(log), run_id, checkpoint], env=_env(project),
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
     _wait_for_lines(log, kill_after)
@@ -129,3 +129,18 @@ async def test_resume_in_process_skips_finished_nodes(state_home, tmp_path):
     again = await aresume(first.run_id, trace=False)
     assert again.status == "failed"
     assert log.read_text().split() == ["a"]
+
+
+@pytest.mark.parametrize("checkpoint", ["background", "off"])
+async def test_checkpoint_modes(state_home, checkpoint):
+    nodes = [{"id": f"n{i}", "kind": "python", "function": f"{rh.PREFIX}:add", "args": {"a": i}} for i in range(50)]
+    result = await arun(rh.pipeline(nodes), trace=False, checkpoint=checkpoint)
+    assert result.status == "succeeded"
+    with RunStore(state_home / "runs.db") as store:
+        stored = store.load_nodes(result.run_id)
+        record = store.get_run(result.run_id)
+    assert record.status == "succeeded"
+    if checkpoint == "background":
+        assert {n: r.value for n, r in stored.items()} == {f"n{i}": i for i in range(50)}
+    else:
+        assert stored == {}
