@@ -1,0 +1,116 @@
+"""``contextflow trace list|show|export`` and ``contextflow ui``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from contextflow.errors import UserError
+from contextflow.state import StateDir
+
+trace_app = typer.Typer(help="Recorded runs: list, show and export traces.", no_args_is_help=True)
+
+
+def _store(project: Optional[Path]):
+    from contextflow.trace import TraceStore
+
+    return TraceStore(StateDir.for_project(project).traces_db)
+
+
+def _run(project: Optional[Path], run_id: str) -> dict:
+    from contextflow.trace import TraceNotFound
+
+    try:
+        return _store(project).run(run_id)
+    except ValueError as exc:
+        raise UserError(str(exc), hint="run ids are listed by `contextflow trace list`") from None
+    except TraceNotFound:
+        raise UserError(f"no trace for run '{run_id}'", hint="`contextflow trace list` shows the recorded runs") from None
+
+
+@trace_app.command("list")
+def list_runs(
+    project: Optional[Path] = typer.Option(None, "--project", help="Project folder."),
+    status: Optional[str] = typer.Option(None, "--status", help="Only runs with this status."),
+    limit: int = typer.Option(30, "--limit"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """List recorded runs with status, cost, tokens, duration and model mix."""
+    runs = _store(project).list_runs(limit=limit, status=status)
+    if as_json:
+        typer.echo(json.dumps(runs, default=str))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("run", "pipeline", "status", "cost", "tokens", "duration", "models")
+    for r in runs:
+        duration = f"{r['duration_s']:.2f}s" if r["duration_s"] is not None else "-"
+        models = ", ".join(f"{m}x{n}" for m, n in r["models"].items())
+        table.add_row(r["run_id"], r["pipeline"] or "", r["status"] or "", f"${r['cost_usd']:.6f}", str(r["tokens"]), duration, models)
+    Console().print(table)
+
+
+@trace_app.command("show")
+def show(
+    run_id: str = typer.Argument(..., help="Run id."),
+    project: Optional[Path] = typer.Option(None, "--project"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Totals, per-node and per-model rollups and the critical path of one run."""
+    run = _run(project, run_id)
+    if as_json:
+        typer.echo(json.dumps(run, default=str))
+        return
+    typer.echo(f"run {run['run_id']} ({run['pipeline']}): {run['status']}")
+    typer.echo(f"cost ${run['cost_usd']:.6f}  tokens {run['input_tokens']} in / {run['output_tokens']} out")
+    typer.echo("critical path: " + " -> ".join(run["critical_path"]))
+    for node, entry in run["by_node"].items():
+        latency = f"{entry['latency_s']:.3f}s" if entry.get("latency_s") is not None else "-"
+        typer.echo(f"  {node:<24} {entry.get('status') or '':<10} ${entry['cost_usd']:.6f} {entry['tokens']:>7} tok {latency:>9} {entry.get('model') or ''}")
+
+
+@trace_app.command("export")
+def export(
+    run_id: str = typer.Argument(..., help="Run id."),
+    html: Optional[Path] = typer.Option(None, "--html", help="Write one self-contained HTML file."),
+    otlp: Optional[str] = typer.Option(None, "--otlp", help="Send the spans to an OTLP/HTTP endpoint, e.g. http://127.0.0.1:4318."),
+    as_json: Optional[Path] = typer.Option(None, "--json", help="Write the trace as JSON."),
+    project: Optional[Path] = typer.Option(None, "--project"),
+) -> None:
+    """Export a run's trace as HTML, JSON or OTLP (for Langfuse, Phoenix and other OTel tools)."""
+    if not (html or otlp or as_json):
+        raise UserError("choose at least one of --html FILE, --json FILE or --otlp ENDPOINT")
+    run = _run(project, run_id)
+    if html:
+        from contextflow.ui.page import exported_page
+
+        html.write_text(exported_page(run, _store(project).list_runs(limit=50)), encoding="utf-8")
+        typer.echo(f"wrote {html}")
+    if as_json:
+        as_json.write_text(json.dumps(run, default=str, indent=1), encoding="utf-8")
+        typer.echo(f"wrote {as_json}")
+    if otlp:
+        from contextflow.trace.otlp import export_run
+
+        sent = export_run(run, otlp)
+        typer.echo(f"sent {sent} spans to {otlp}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(trace_app, name="trace")
+
+    @app.command("ui")
+    def ui(
+        project: Optional[Path] = typer.Option(None, "--project", help="Project folder."),
+        host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback by default)."),
+        port: int = typer.Option(8321, "--port"),
+    ) -> None:
+        """Serve the trace viewer on http://127.0.0.1:PORT."""
+        from contextflow.ui.app import serve
+
+        typer.echo(f"contextflow viewer on http://{host}:{port}  (Ctrl-C to stop)")
+        serve(StateDir.for_project(project), host=host, port=port)

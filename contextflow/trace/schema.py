@@ -1,0 +1,59 @@
+"""The trace database's schema (SQLite, WAL) and how to open it."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from contextflow.state import STATE_FORMAT_VERSION
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    pipeline TEXT,
+    status TEXT,
+    started REAL,
+    finished REAL,
+    inputs TEXT,
+    outputs TEXT,
+    error TEXT,
+    nodes TEXT,
+    edges TEXT
+);
+CREATE TABLE IF NOT EXISTS spans (
+    span_id TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    parent_id TEXT,
+    kind TEXT NOT NULL,          -- run | node | attempt | retrieval | decision
+    name TEXT,
+    node_id TEXT,
+    start REAL,
+    end REAL,
+    status TEXT,
+    model TEXT,
+    cost REAL DEFAULT 0,
+    input_tokens INTEGER DEFAULT 0,
+    output_tokens INTEGER DEFAULT 0,
+    attributes TEXT
+);
+CREATE INDEX IF NOT EXISTS spans_by_run ON spans(run_id, start);
+"""
+
+
+@contextmanager
+def connect(path: Path) -> Iterator[sqlite3.Connection]:
+    """A connection in WAL mode with the schema in place; commits on success."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(str(path), timeout=30)
+    try:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        if db.execute("PRAGMA user_version").fetchone()[0] == 0:
+            db.executescript(_SCHEMA)
+            db.execute(f"PRAGMA user_version={STATE_FORMAT_VERSION}")
+        yield db
+        db.commit()
+    finally:
+        db.close()

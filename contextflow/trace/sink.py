@@ -1,0 +1,228 @@
+"""The trace sink: scheduler events in, spans out, written to SQLite (WAL).
+
+Tracing stays on by default, so the sink must cost the scheduler almost nothing: ``__call__``
+only appends the event to a list. A background thread turns buffered events into span rows and
+writes them in one transaction per batch; ``RunFinished`` and ``close`` flush at once so a
+finished run is always complete on disk.
+
+Span ids are derived from the run and node ids, so a resumed run extends the same trace.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+from contextflow.runtime import events as ev
+from contextflow.trace.schema import connect
+
+MAX_TEXT = 100_000  # characters of a prompt or response kept per span
+FLUSH_INTERVAL_S = 0.25
+
+
+def _json(value: Any, limit: int = MAX_TEXT) -> str:
+    try:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):
+        text = json.dumps(str(value))
+    if len(text) > limit:
+        text = json.dumps({"truncated": True, "preview": text[:limit]})
+    return text
+
+
+def _provider(model: str | None, given: str | None) -> str | None:
+    if given:
+        return given
+    if model and "/" in model:
+        return model.split("/", 1)[0]
+    if model:
+        from contextflow.cost.catalog import lookup
+
+        info = lookup(model)
+        return info.provider if info else None
+    return None
+
+
+class TraceSink:
+    """An event sink that records spans in ``db_path``; use as ``sinks=[TraceSink(path)]``."""
+
+    def __init__(self, db_path: str | Path) -> None:
+        self.db_path = Path(db_path)
+        self._buffer: list[ev.Event] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._closed = False
+        self._node_started: dict[tuple[str, str], float] = {}
+        self._node_kind: dict[tuple[str, str], str] = {}
+        self._attempt_started: dict[tuple[str, str, int, int | None], tuple[float, Any]] = {}
+        self._thread = threading.Thread(target=self._loop, name="contextflow-trace", daemon=True)
+        self._thread.start()
+
+    def __call__(self, event: ev.Event) -> None:
+        self._buffer.append(event)  # list.append is atomic under the GIL: no lock on the hot path
+        if type(event) is ev.RunFinished:
+            self.flush()
+
+    # -- writing -------------------------------------------------------------------------------
+    def flush(self) -> None:
+        with self._lock:
+            events, self._buffer = self._buffer, []
+            if events:
+                self._write(events)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._wake.set()
+        self._thread.join(timeout=5)
+        self.flush()
+
+    def _loop(self) -> None:
+        while not self._closed:
+            self._wake.wait(FLUSH_INTERVAL_S)
+            if self._buffer:
+                self.flush()
+
+    def _write(self, events: list[ev.Event]) -> None:
+        runs: list[tuple[Any, ...]] = []
+        spans: list[tuple[Any, ...]] = []
+        finishes: list[tuple[Any, ...]] = []
+        for event in events:
+            handler = _HANDLERS.get(type(event))
+            if handler is not None:
+                handler(self, event, runs, spans, finishes)
+        with connect(self.db_path) as db:
+            if runs:
+                db.executemany(
+                    "INSERT INTO runs(run_id, pipeline, status, started, inputs, nodes, edges) "
+                    "VALUES (?, ?, 'running', ?, ?, ?, ?) ON CONFLICT(run_id) DO UPDATE SET "
+                    "status='running', finished=NULL, nodes=excluded.nodes, edges=excluded.edges",
+                    runs,
+                )
+            if spans:
+                db.executemany(
+                    "INSERT OR REPLACE INTO spans(span_id, run_id, parent_id, kind, name, node_id, start, end,"
+                    " status, model, cost, input_tokens, output_tokens, attributes)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    spans,
+                )
+            if finishes:
+                db.executemany(
+                    "UPDATE runs SET status=?, finished=?, outputs=?, error=? WHERE run_id=?", finishes
+                )
+
+    # -- event handlers --------------------------------------------------------------------------
+    def _run_started(self, e: ev.RunStarted, runs: list, spans: list, finishes: list) -> None:
+        runs.append((e.run_id, e.pipeline, e.ts, _json(e.inputs), _json(e.node_ids), _json(e.edges)))
+
+    def _run_finished(self, e: ev.RunFinished, runs: list, spans: list, finishes: list) -> None:
+        finishes.append((e.status, e.ts, _json(e.outputs), e.error, e.run_id))
+
+    def _node_started_h(self, e: ev.NodeStarted, runs: list, spans: list, finishes: list) -> None:
+        self._node_started[(e.run_id, e.node_id)] = e.ts
+        self._node_kind[(e.run_id, e.node_id)] = e.kind
+        spans.append(self._node_row(e.run_id, e.node_id, e.ts, None, "running", None, {}))
+
+    def _node_row(self, run_id: str, node_id: str, start: float, end: float | None, status: str,
+                  model: str | None, attrs: dict[str, Any], cost: float = 0.0, usage: ev.Usage | None = None) -> tuple:
+        kind = self._node_kind.get((run_id, node_id), "node")
+        attrs = {"contextflow.node.kind": kind, **attrs}
+        u = usage or ev.Usage()
+        return (f"{run_id}/{node_id}", run_id, run_id, "node", node_id, node_id, start, end, status, model,
+                cost, u.input_tokens, u.output_tokens, _json(attrs))
+
+    def _node_end(self, run_id: str, node_id: str, ts: float, duration: float) -> float:
+        return self._node_started.pop((run_id, node_id), ts - duration)
+
+    def _node_finished(self, e: ev.NodeFinished, runs: list, spans: list, finishes: list) -> None:
+        start = self._node_end(e.run_id, e.node_id, e.ts, e.duration_s)
+        attrs = {"contextflow.output": e.value, "contextflow.cache_hit": e.cache_hit}
+        spans.append(self._node_row(e.run_id, e.node_id, start, e.ts, e.status, e.model, attrs, e.cost_usd, e.usage))
+
+    def _node_failed(self, e: ev.NodeFailed, runs: list, spans: list, finishes: list) -> None:
+        start = self._node_end(e.run_id, e.node_id, e.ts, e.duration_s)
+        attrs = {"error.message": e.error, "error.type": e.error_type}
+        spans.append(self._node_row(e.run_id, e.node_id, start, e.ts, "failed", None, attrs))
+
+    def _node_skipped(self, e: ev.NodeSkipped, runs: list, spans: list, finishes: list) -> None:
+        start = self._node_end(e.run_id, e.node_id, e.ts, 0.0)
+        spans.append(self._node_row(e.run_id, e.node_id, start, e.ts, "skipped", None, {"contextflow.skip_reason": e.reason}))
+
+    def _node_waiting(self, e: ev.NodeWaiting, runs: list, spans: list, finishes: list) -> None:
+        start = self._node_started.get((e.run_id, e.node_id), e.ts)
+        attrs = {"contextflow.gate": e.gate, "contextflow.proposal": e.proposal}
+        spans.append(self._node_row(e.run_id, e.node_id, start, e.ts, "waiting", None, attrs))
+
+    def _attempt_started_h(self, e: ev.AttemptStarted, runs: list, spans: list, finishes: list) -> None:
+        self._attempt_started[(e.run_id, e.node_id, e.attempt, e.item)] = (e.ts, e.prompt)
+
+    def _attempt_finished(self, e: ev.AttemptFinished, runs: list, spans: list, finishes: list) -> None:
+        start, prompt = self._attempt_started.pop((e.run_id, e.node_id, e.attempt, e.item), (e.ts - e.latency_s, None))
+        u = e.usage
+        attrs: dict[str, Any] = {
+            "gen_ai.operation.name": "chat",
+            "gen_ai.provider.name": _provider(e.model, e.provider),
+            "gen_ai.request.model": e.model,
+            "gen_ai.response.model": e.response_model or e.model,
+            "gen_ai.usage.input_tokens": u.input_tokens,
+            "gen_ai.usage.output_tokens": u.output_tokens,
+            "gen_ai.usage.cache_read.input_tokens": u.cache_read_tokens,
+            "gen_ai.usage.reasoning.output_tokens": u.reasoning_tokens,
+            "gen_ai.usage.cost": e.cost_usd,
+            "gen_ai.usage.cost.source": e.cost_source,
+            "contextflow.latency_s": e.latency_s,
+            "contextflow.attempt": e.attempt,
+            "contextflow.prompt": prompt,
+            "contextflow.response": e.response,
+        }
+        if e.time_to_first_token_s is not None:
+            attrs["gen_ai.server.time_to_first_token"] = e.time_to_first_token_s
+        if e.verdicts:
+            attrs["contextflow.verdicts"] = e.verdicts
+        if e.routing:
+            attrs["contextflow.routing"] = e.routing
+        if e.item is not None:
+            attrs["contextflow.map.item"] = e.item
+        if e.error:
+            attrs["error.message"], attrs["error.type"] = e.error, e.error_type
+        span_id = f"{e.run_id}/{e.node_id}/attempt-{e.attempt}" + (f"-item-{e.item}" if e.item is not None else "")
+        spans.append((span_id + f"@{start:.6f}", e.run_id, f"{e.run_id}/{e.node_id}", "attempt",
+                      f"chat {e.model}", e.node_id, start, e.ts, "ok" if e.ok else "error", e.model,
+                      e.cost_usd, u.input_tokens, u.output_tokens, _json(attrs)))
+
+    def _retrieval(self, e: ev.RetrievalFinished, runs: list, spans: list, finishes: list) -> None:
+        attrs = {
+            "gen_ai.operation.name": "retrieval",
+            "contextflow.query": e.query,
+            "contextflow.context.budget_tokens": e.budget_tokens,
+            "contextflow.context.used_tokens": e.used_tokens,
+            "contextflow.context.items": e.items,
+        }
+        start = e.ts - e.latency_s
+        spans.append((f"{e.run_id}/{e.node_id}/retrieval@{start:.6f}", e.run_id, f"{e.run_id}/{e.node_id}",
+                      "retrieval", "retrieve", e.node_id, start, e.ts, "ok", None, 0.0, 0, 0, _json(attrs)))
+
+    def _decision(self, e: ev.DecisionRecorded, runs: list, spans: list, finishes: list) -> None:
+        attrs = {"contextflow.decision": e.decision, "contextflow.actor": e.actor, "contextflow.diff": e.diff,
+                 "contextflow.comment": e.comment}
+        spans.append((f"{e.run_id}/{e.node_id}/decision@{e.ts:.6f}", e.run_id, f"{e.run_id}/{e.node_id}",
+                      "decision", f"{e.decision} by {e.actor}", e.node_id, e.ts, e.ts, "ok", None, 0.0, 0, 0,
+                      _json(attrs)))
+
+
+_HANDLERS: dict[type, Any] = {
+    ev.RunStarted: TraceSink._run_started,
+    ev.RunFinished: TraceSink._run_finished,
+    ev.NodeStarted: TraceSink._node_started_h,
+    ev.NodeFinished: TraceSink._node_finished,
+    ev.NodeFailed: TraceSink._node_failed,
+    ev.NodeSkipped: TraceSink._node_skipped,
+    ev.NodeWaiting: TraceSink._node_waiting,
+    ev.AttemptStarted: TraceSink._attempt_started_h,
+    ev.AttemptFinished: TraceSink._attempt_finished,
+    ev.RetrievalFinished: TraceSink._retrieval,
+    ev.DecisionRecorded: TraceSink._decision,
+}

@@ -1,0 +1,39 @@
+"""The viewer's single page, served live or exported as one self-contained file.
+
+Both forms share the same HTML, CSS and JavaScript shipped in ``static/``; the export inlines
+them with the run's data as a JSON script element, so it opens from disk with no server or network.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
+
+
+def _asset(name: str) -> str:
+    return resources.files("contextflow.ui").joinpath("static", name).read_text(encoding="utf-8")
+
+
+def live_page() -> str:
+    return (
+        _asset("index.html")
+        .replace("<!--CF_STYLE-->", '<link rel="stylesheet" href="/static/style.css">')
+        .replace("<!--CF_DATA-->", "")
+        .replace("<!--CF_SCRIPT-->", '<script src="/static/app.js"></script>')
+    )
+
+
+def _script_safe_json(data: Any) -> str:
+    # Inside <script> only "</" can end the element early; escaping "<" closes that door for any data.
+    return json.dumps(data, ensure_ascii=False, default=str).replace("<", "\\u003c").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
+def exported_page(run: dict[str, Any], runs: list[dict[str, Any]]) -> str:
+    data = _script_safe_json({"run": run, "runs": runs})
+    return (
+        _asset("index.html")
+        .replace("<!--CF_STYLE-->", f"<style>{_asset('style.css')}</style>")
+        .replace("<!--CF_DATA-->", f'<script id="cf-data" type="application/json">{data}</script>')
+        .replace("<!--CF_SCRIPT-->", f"<script>{_asset('app.js')}</script>")
+    )
