@@ -1,0 +1,58 @@
+"""The trace viewer in a real browser: totals, every node, escaping, and a refused traversal."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from pathlib import Path
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+pytestmark = pytest.mark.browser
+
+
+def test_run_page_shows_every_node_and_the_right_totals(viewer, page) -> None:
+    base, _ = viewer
+    page.goto(base + "/")
+    page.wait_for_selector("body[data-ready='1']")
+    assert page.locator("#runs tbody tr").count() == 1
+    page.click("#runs a")
+    page.wait_for_selector("#dag")
+    for node in ("a", "b", "c", "d"):
+        assert page.locator(f"#dag [data-node='{node}']").count() == 1
+    totals = page.inner_text("#totals")
+    assert "$0.007000" in totals and "290" in totals and "230 / 60" in totals
+    assert page.locator("#dag path[stroke='#d92d20']").count() == 2  # b -> c -> d is critical
+    page.click("#by-latency")
+    page.screenshot(path=str(ARTIFACTS / "viewer-run.png"), full_page=True)
+
+
+def test_html_in_a_response_is_shown_as_text(viewer, page) -> None:
+    base, _ = viewer
+    page.goto(base + "/#/run/run-1")
+    page.wait_for_selector("#dag")
+    page.click("#dag [data-node='c']")
+    response = page.locator("#details pre.response").last
+    assert response.inner_text() == "<script>alert(1)</script><b>bold</b>"
+    assert page.locator("#details b:text('bold')").count() == 0
+    assert page.evaluate("() => document.querySelectorAll('script').length") == 1  # only the app's own
+    page.screenshot(path=str(ARTIFACTS / "viewer-escaping.png"), full_page=True)
+
+
+def test_compare_page_lists_nodes(viewer, page) -> None:
+    base, _ = viewer
+    page.goto(base + "/#/compare/run-1/run-1")
+    page.wait_for_selector("#compare-table")
+    assert page.locator("#compare-table tbody tr").count() == 4
+
+
+def test_the_api_refuses_path_traversal(viewer) -> None:
+    base, _ = viewer
+    for path in ("/api/runs/..%2F..%2Fetc%2Fpasswd", "/api/runs/%2E%2E", "/api/runs/run-1%27%20OR%201=1",
+                 "/static/..%2F..%2Fstate.py"):
+        response = httpx.get(base + path)
+        assert response.status_code in (400, 404), path
+        assert "root:" not in response.text
+    assert httpx.get(base + "/api/runs/run-1").json()["cost_usd"] == pytest.approx(0.007)
+    assert httpx.get(base + "/api/runs/run-1/whatif", params={"node": "c", "model": "no-such-model"}).status_code == 400
