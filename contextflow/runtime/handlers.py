@@ -68,8 +68,7 @@ async def run_llm(
     if hit is not None:
         return _cache_hit(node_id, key, hit, started)
     spend = Spend()
-    caller = LLMCaller(ctx, node, node_id, policies, spend, item)
-    caller.scope = scope  # verifiers bind upstream values by name
+    caller = LLMCaller(ctx, node, node_id, policies, spend, item, scope)
     outcome = await call_by_strategy(caller, models, messages)
     result = _ok(node_id, outcome.value, spend, started, outcome.model)
     if caching:

@@ -13,10 +13,12 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from contextflow.cost.budget import Caps
 from contextflow.dags.spec import LLMNode
 from contextflow.errors import UserError
 from contextflow.runtime.attempts import NodeError
 from contextflow.runtime.context import RunContext
+from contextflow.runtime.events import Usage
 from contextflow.runtime.llm import CallOutcome, LLMCaller
 
 
@@ -51,9 +53,10 @@ async def _cascade(caller: LLMCaller, ladder: list[str], messages: list[dict[str
             continue
         verdicts = await run_verifiers(
             caller.node.verify, outcome.value, text=outcome.text, workdir=caller.ctx.workdir,
-            schema=caller.node.output_schema, scope=getattr(caller, "scope", None),
+            schema=caller.node.output_schema, scope=caller.scope,
         )
         records = [dataclasses.asdict(v) if dataclasses.is_dataclass(v) else dict(v) for v in verdicts]
+        _account_verifier_spend(caller, records)
         if caller.spend.attempts:
             caller.spend.attempts[-1]["verdicts"] = records
             caller.spend.attempts[-1]["rung"] = rung
@@ -62,6 +65,24 @@ async def _cascade(caller: LLMCaller, ladder: list[str], messages: list[dict[str
             return outcome
     assert last is not None
     return last
+
+
+def _account_verifier_spend(caller: LLMCaller, records: list[dict[str, Any]]) -> None:
+    """A judge verifier calls a model: its cost is part of the node's and the run's spend.
+
+    The judge's call is made by the verifier, so it is booked after the fact (not reserved first).
+    """
+    cost = sum(float(r.get("cost_usd") or 0.0) for r in records)
+    used = Usage(
+        sum(int((r.get("usage") or {}).get("input_tokens", 0)) for r in records),
+        sum(int((r.get("usage") or {}).get("output_tokens", 0)) for r in records),
+    )
+    if not cost and not used.total_tokens:
+        return
+    caller.spend.cost_usd += cost
+    caller.spend.usage.add(used)
+    ledger = caller.ctx.budget.ledger
+    ledger.settle(ledger.reserve(Caps(), 0.0, 0), cost, used.total_tokens)
 
 
 def _route(ctx: RunContext, node: LLMNode, messages: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:

@@ -87,7 +87,8 @@ class LLMCaller:
     """Calls for one llm node (or one element of a map over an llm node)."""
 
     def __init__(
-        self, ctx: RunContext, node: LLMNode, node_id: str, policies: NodePolicies, spend: Spend, item: int | None
+        self, ctx: RunContext, node: LLMNode, node_id: str, policies: NodePolicies, spend: Spend, item: int | None,
+        scope: Mapping[str, Any] | None = None,
     ) -> None:
         self.ctx = ctx
         self.node = node
@@ -95,7 +96,7 @@ class LLMCaller:
         self.policies = policies
         self.spend = spend
         self.item = item
-        self.scope: Mapping[str, Any] | None = None
+        self.scope = scope  # the node's upstream values (verifiers bind them by name)
 
     def params_for(self, model: str) -> dict[str, Any]:
         params = dict(self.node.params)

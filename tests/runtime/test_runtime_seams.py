@@ -80,3 +80,28 @@ async def test_a_gate_holds_one_branch_and_the_run_waits(state_home):
     }
     waiting = next(e for e in events if isinstance(e, NodeWaiting))
     assert waiting.node_id == "held" and waiting.proposal == {"would_run": add}
+
+
+async def test_cascade_escalates_until_the_verifier_passes(state_home, sim_model):
+    cheap = sim_model(reply="I am not sure", input_cost_per_token=1e-7, output_cost_per_token=1e-7)
+    strong = sim_model(reply="ANSWER: 42", input_cost_per_token=1e-5, output_cost_per_token=1e-5)
+    spec = rh.pipeline(
+        [{"id": "solve", "kind": "llm", "prompt": "6 x 7?", "models": [cheap, strong], "strategy": "cascade",
+          "verify": [{"kind": "regex", "pattern": "ANSWER: [0-9]+"}]}]
+    )
+    result = await arun(spec, trace=False, cache=False)
+    node = result.nodes["solve"]
+    assert result.status == "succeeded" and node.value == "ANSWER: 42" and node.model == strong
+    assert [a["model"] for a in node.attempts] == [cheap, strong]
+    assert [a["verdicts"][0]["passed"] for a in node.attempts] == [False, True]
+    assert node.cost_usd == sum(a["cost_usd"] for a in node.attempts)  # the cheap rung is paid too
+
+
+async def test_trace_sink_records_the_run(state_home, sim_model):
+    from contextflow.trace import TraceStore
+
+    model = sim_model()
+    result = await arun(rh.pipeline([{"id": "ask", "kind": "llm", "model": model, "prompt": "hi"}]), cache=False)
+    store = TraceStore(state_home / "traces.db")
+    assert result.run_id in {r["run_id"] for r in store.list_runs()}
+    assert store.spans(result.run_id)
