@@ -16,7 +16,7 @@ from contextflow.dags.plan import Plan, PlanError, build_plan
 from contextflow.dags.spec import BudgetSpec, PipelineSpec
 from contextflow.errors import UserError
 from contextflow.runtime.cache import ResultCache
-from contextflow.runtime.checkpoints import CheckpointMode
+from contextflow.runtime.checkpoints import CHECKPOINT_MODES, CheckpointMode
 from contextflow.runtime.context import CallLimits, RunContext
 from contextflow.runtime.events import EventBus, EventSink
 from contextflow.runtime.executor import Executor, LocalExecutor
@@ -189,6 +189,8 @@ async def arun(
     (``checkpoint``: see :mod:`contextflow.runtime.checkpoints`), so an interrupted run can be
     continued with :func:`aresume`.
     """
+    if checkpoint not in CHECKPOINT_MODES:
+        raise UserError(f"unknown checkpoint mode '{checkpoint}'", hint=f"use one of {', '.join(CHECKPOINT_MODES)}")
     plan = pipeline if isinstance(pipeline, Plan) else None
     spec = plan.spec if plan is not None else load_spec(pipeline)  # type: ignore[arg-type]
     bound = bind_inputs(spec, inputs)
