@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
@@ -40,6 +41,34 @@ CREATE TABLE IF NOT EXISTS spans (
 );
 CREATE INDEX IF NOT EXISTS spans_by_run ON spans(run_id, start);
 """
+
+
+_shared: dict[Path, sqlite3.Connection] = {}
+_shared_lock = threading.Lock()
+
+
+@contextmanager
+def writer(path: Path) -> Iterator[sqlite3.Connection]:
+    """The process's one write connection to ``path``, held under a lock for one transaction.
+
+    Opening SQLite, switching to WAL and checking the schema costs tens of milliseconds; a sink is
+    created per run, so sinks share one long-lived connection per database instead."""
+    key = path.resolve()
+    with _shared_lock:
+        db = _shared.get(key)
+        if db is None or not key.exists():
+            with connect(path):
+                pass  # creates the file and the schema
+            db = sqlite3.connect(str(key), timeout=30, check_same_thread=False, isolation_level=None)
+            db.execute("PRAGMA synchronous=NORMAL")
+            _shared[key] = db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
 
 
 @contextmanager

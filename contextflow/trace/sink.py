@@ -2,29 +2,56 @@
 
 Tracing stays on by default, so the sink must cost the scheduler almost nothing: ``__call__``
 only appends the event to a list. A background thread turns buffered events into span rows and
-writes them in one transaction per batch; ``RunFinished`` and ``close`` flush at once so a
-finished run is always complete on disk.
+writes them in one transaction per batch, including after the run has returned: ``close`` does
+not wait. Readers in the same process call :func:`drain` first (``TraceStore`` does), and an
+``atexit`` hook drains before the interpreter exits, so no finished run's trace is lost.
 
 Span ids are derived from the run and node ids, so a resumed run extends the same trace.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import threading
 from pathlib import Path
 from typing import Any
 
 from contextflow.runtime import events as ev
-from contextflow.trace.schema import connect
+from contextflow.trace.schema import writer
 
 MAX_TEXT = 100_000  # characters of a prompt or response kept per span
 FLUSH_INTERVAL_S = 0.25
 
+_live: set["TraceSink"] = set()
+_live_lock = threading.Lock()
+
+
+def drain(db_path: str | Path | None = None, timeout: float = 30.0) -> None:
+    """Wait until every closed sink (writing to ``db_path``, or any) has written its spans."""
+    with _live_lock:
+        sinks = [s for s in _live if db_path is None or s.db_path == Path(db_path)]
+    for sink in sinks:
+        if sink._closed:
+            sink._thread.join(timeout)
+
+
+atexit.register(drain)
+
+
+try:  # orjson (a chromadb dependency) encodes several times faster; plain json otherwise
+    import orjson
+
+    def _dumps(value: Any) -> str:
+        return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+except ImportError:  # pragma: no cover
+    def _dumps(value: Any) -> str:
+        return json.dumps(value, ensure_ascii=False, default=str)
+
 
 def _json(value: Any, limit: int = MAX_TEXT) -> str:
     try:
-        text = json.dumps(value, ensure_ascii=False, default=str)
+        text = _dumps(value)
     except (TypeError, ValueError):
         text = json.dumps(str(value))
     if len(text) > limit:
@@ -57,13 +84,14 @@ class TraceSink:
         self._node_started: dict[tuple[str, str], float] = {}
         self._node_kind: dict[tuple[str, str], str] = {}
         self._attempt_started: dict[tuple[str, str, int, int | None], tuple[float, Any]] = {}
+        self._open_rows: set[tuple[str, str]] = set()
         self._thread = threading.Thread(target=self._loop, name="contextflow-trace", daemon=True)
+        with _live_lock:
+            _live.add(self)
         self._thread.start()
 
     def __call__(self, event: ev.Event) -> None:
         self._buffer.append(event)  # list.append is atomic under the GIL: no lock on the hot path
-        if type(event) is ev.RunFinished:
-            self.flush()
 
     # -- writing -------------------------------------------------------------------------------
     def flush(self) -> None:
@@ -72,19 +100,24 @@ class TraceSink:
             if events:
                 self._write(events)
 
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._wake.set()
-        self._thread.join(timeout=5)
-        self.flush()
+    def close(self, wait: bool = False) -> None:
+        """Stop accepting events; the writer finishes in the background (``wait`` to block)."""
+        if not self._closed:
+            self._closed = True
+            self._wake.set()
+        if wait:
+            self._thread.join()
 
     def _loop(self) -> None:
-        while not self._closed:
-            self._wake.wait(FLUSH_INTERVAL_S)
-            if self._buffer:
-                self.flush()
+        try:
+            while not self._closed:
+                self._wake.wait(FLUSH_INTERVAL_S)
+                if self._buffer:
+                    self.flush()
+            self.flush()
+        finally:
+            with _live_lock:
+                _live.discard(self)
 
     def _write(self, events: list[ev.Event]) -> None:
         runs: list[tuple[Any, ...]] = []
@@ -94,7 +127,14 @@ class TraceSink:
             handler = _HANDLERS.get(type(event))
             if handler is not None:
                 handler(self, event, runs, spans, finishes)
-        with connect(self.db_path) as db:
+        # Nodes still running when this batch is written get a provisional row, once.
+        for key, start in self._node_started.items():
+            if key not in self._open_rows:
+                self._open_rows.add(key)
+                spans.append(self._node_row(key[0], key[1], start, None, "running", None, {}))
+        # A node's start and end often land in one batch: keep only its latest row.
+        spans = list({row[0]: row for row in spans}.values())
+        with writer(self.db_path) as db:
             if runs:
                 db.executemany(
                     "INSERT INTO runs(run_id, pipeline, status, started, inputs, nodes, edges) "
@@ -124,7 +164,6 @@ class TraceSink:
     def _node_started_h(self, e: ev.NodeStarted, runs: list, spans: list, finishes: list) -> None:
         self._node_started[(e.run_id, e.node_id)] = e.ts
         self._node_kind[(e.run_id, e.node_id)] = e.kind
-        spans.append(self._node_row(e.run_id, e.node_id, e.ts, None, "running", None, {}))
 
     def _node_row(self, run_id: str, node_id: str, start: float, end: float | None, status: str,
                   model: str | None, attrs: dict[str, Any], cost: float = 0.0, usage: ev.Usage | None = None) -> tuple:
@@ -135,6 +174,7 @@ class TraceSink:
                 cost, u.input_tokens, u.output_tokens, _json(attrs))
 
     def _node_end(self, run_id: str, node_id: str, ts: float, duration: float) -> float:
+        self._open_rows.discard((run_id, node_id))
         return self._node_started.pop((run_id, node_id), ts - duration)
 
     def _node_finished(self, e: ev.NodeFinished, runs: list, spans: list, finishes: list) -> None:
@@ -152,7 +192,7 @@ class TraceSink:
         spans.append(self._node_row(e.run_id, e.node_id, start, e.ts, "skipped", None, {"contextflow.skip_reason": e.reason}))
 
     def _node_waiting(self, e: ev.NodeWaiting, runs: list, spans: list, finishes: list) -> None:
-        start = self._node_started.get((e.run_id, e.node_id), e.ts)
+        start = self._node_end(e.run_id, e.node_id, e.ts, 0.0)
         attrs = {"contextflow.gate": e.gate, "contextflow.proposal": e.proposal}
         spans.append(self._node_row(e.run_id, e.node_id, start, e.ts, "waiting", None, attrs))
 

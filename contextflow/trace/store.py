@@ -14,6 +14,7 @@ from typing import Any
 import networkx as nx
 
 from contextflow.trace.schema import connect
+from contextflow.trace.sink import drain
 
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -34,6 +35,7 @@ def check_run_id(run_id: str) -> str:
 class TraceStore:
     def __init__(self, db_path: str | Path) -> None:
         self.db_path = Path(db_path)
+        drain(self.db_path)  # spans this process is still writing
 
     # -- runs -------------------------------------------------------------------------------------
     def list_runs(self, limit: int = 200, status: str | None = None) -> list[dict[str, Any]]:

@@ -1,0 +1,157 @@
+"""What tracing costs: scheduler overhead with the trace sink on vs off, and the viewer's render time.
+
+1. The same 1k-node no-op DAGs as ``scheduler_overhead.py`` (chain and wide), run with default
+   (durable, per-node) checkpoints, with tracing off and on (the SQLite trace sink subscribed);
+   the ratio on/off is the overhead tracing adds to a run. Target: under 1.10.
+2. A recorded run of 2,000 spans (500 nodes with 3 model calls each, over a layered DAG) opened in
+   Debian's Chromium through the live viewer: time from navigation to the page being drawn
+   (DAG, waterfall, breakdowns). Target: under 1 s.
+
+    python benchmarks/trace_overhead.py [--nodes 1000] [--repeats 5] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import contextflow  # noqa: E402,F401  (offline settings)
+from scheduler_overhead import _contextflow_plan  # noqa: E402
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def time_runs(shape: str, n: int, repeats: int, traced: bool) -> float:
+    """Median seconds per run. Runs share one project folder, as a project's runs do, so the
+    run store and the trace database exist after the warm-up run."""
+    from contextflow.runtime import arun
+
+    plan = _contextflow_plan(shape, n)
+    project = tempfile.mkdtemp(prefix="cf-trace-bench-")
+
+    async def once() -> float:
+        start = time.perf_counter()
+        result = await arun(plan, project=project, trace=traced, cache=False)
+        elapsed = time.perf_counter() - start
+        assert result.status == "succeeded", result.error
+        return elapsed
+
+    async def all_runs() -> list[float]:
+        await once()
+        return [await once() for _ in range(repeats)]
+
+    return statistics.median(asyncio.run(all_runs()))
+
+
+def record_large_run(db: Path, nodes: int = 500, calls: int = 3) -> str:
+    from contextflow.runtime import events as ev
+    from contextflow.trace import TraceSink
+
+    run_id = "bench-2000"
+    ids = [f"n{i}" for i in range(nodes)]
+    edges = [(f"n{i - 25}", f"n{i}") for i in range(25, nodes)]  # 20 layers of 25
+    sink = TraceSink(db)
+    t = 1000.0
+    sink(ev.RunStarted(run_id, "bench", {}, ids, edges, ts=t))
+    for i, node in enumerate(ids):
+        start = t + (i // 25) * 0.5
+        sink(ev.NodeStarted(run_id, node, "llm", ts=start))
+        for a in range(1, calls + 1):
+            sink(ev.AttemptStarted(run_id, node, a, "gpt-4o-mini", prompt=[{"role": "user", "content": f"prompt {node}"}], ts=start + a * 0.1))
+            sink(ev.AttemptFinished(run_id, node, a, "gpt-4o-mini", a == calls, ev.Usage(200, 50), 0.0001,
+                                    latency_s=0.09, response=f"reply {node}", ts=start + a * 0.1 + 0.09))
+        sink(ev.NodeFinished(run_id, node, "succeeded", "ok", 0.0003, ev.Usage(600, 150), "gpt-4o-mini",
+                             duration_s=0.4, ts=start + 0.4))
+    sink(ev.RunFinished(run_id, "succeeded", {}, 0.15, ev.Usage(300000, 75000), ts=t + 10.5))
+    sink.close()
+    return run_id
+
+
+def time_render(spans_db_dir: Path, run_id: str, repeats: int = 3) -> float | None:
+    if not CHROMIUM.exists():
+        print("render: skipped (Debian's chromium is not installed)")
+        return None
+    import uvicorn
+    from playwright.sync_api import sync_playwright
+
+    from contextflow.state import StateDir
+    from contextflow.ui.app import create_app
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(create_app(StateDir(spans_db_dir)), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    times = []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"http://127.0.0.1:{port}/")  # warm the browser and the server
+            page.wait_for_selector("body[data-ready='1']")
+            for _ in range(repeats):
+                page.goto("about:blank")
+                start = time.perf_counter()
+                page.goto(f"http://127.0.0.1:{port}/#/run/{run_id}")
+                page.wait_for_selector("#waterfall")
+                page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+                times.append(time.perf_counter() - start)
+            assert page.locator("#dag [data-node]").count() == 500
+            browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--nodes", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+
+    figures: dict[str, Any] = {}
+    ratios = []
+    for shape in ("chain", "wide"):
+        off = time_runs(shape, args.nodes, args.repeats, traced=False)
+        on = time_runs(shape, args.nodes, args.repeats, traced=True)
+        ratios.append(on / off)
+        figures[f"{shape}_off_us_per_node"] = round(off / args.nodes * 1e6, 2)
+        figures[f"{shape}_on_us_per_node"] = round(on / args.nodes * 1e6, 2)
+        print(f"{shape:>5}: tracing off {off / args.nodes * 1e6:7.1f} us/node, on {on / args.nodes * 1e6:7.1f} us/node, ratio {on / off:.3f}")
+    figures["overhead_ratio"] = round(max(ratios), 3)
+    print(f"overhead ratio (worst shape): {figures['overhead_ratio']:.3f}  (target < 1.10)")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        state_dir = Path(tmp)
+        run_id = record_large_run(state_dir / "traces.db")
+        from contextflow.trace import TraceStore
+
+        spans = len(TraceStore(state_dir / "traces.db").spans(run_id))
+        render = time_render(state_dir, run_id)
+    figures["spans"] = spans
+    figures["render_2000_s"] = round(render, 3) if render is not None else None
+    if render is not None:
+        print(f"run page with {spans} spans rendered in {render:.3f} s (target < 1 s; ratio to target {render:.2f})")
+    if args.json:
+        print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
