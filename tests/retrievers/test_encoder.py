@@ -251,6 +251,19 @@ def test_model_with_default_prompt_falls_back_to_plain_encode(model_path, tmp_pa
     assert _row_cosines(got, want).min() >= 0.9999
 
 
+def test_model_ids_are_stable_names(model_path, tmp_path):
+    assert encoder_module.resolve_model(None) == (model_path, "all-MiniLM-L6-v2")
+    assert encoder_module.resolve_model(model_path)[1] == "all-MiniLM-L6-v2"
+    assert encoder_module.resolve_model("sentence-transformers/all-MiniLM-L6-v2")[1] == "all-MiniLM-L6-v2"
+    assert encoder_module.resolve_model("BAAI/bge-small-en-v1.5") == ("BAAI/bge-small-en-v1.5", "BAAI--bge-small-en-v1.5")
+    folder = tmp_path / "my model"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    first = encoder_module.resolve_model(folder)[1]
+    (folder / "config.json").write_text('{"hidden_size": 8}')
+    assert first.startswith("my--model-") and encoder_module.resolve_model(folder)[1] != first
+
+
 def test_get_encoder_is_shared(monkeypatch, encoder):
     monkeypatch.setattr(encoder_module, "_shared", {})
     monkeypatch.setattr(encoder_module, "Encoder", lambda *a, **k: encoder)
