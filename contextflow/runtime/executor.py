@@ -11,9 +11,11 @@ can be shipped to another process (Dask, and Ray later) unchanged.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import inspect
 import os
-from concurrent.futures import ThreadPoolExecutor
+import queue
+import threading
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from typing import Any, Callable, Protocol, runtime_checkable
@@ -58,8 +60,65 @@ def run_work_blocking(work: Work) -> Any:
     return work.fn(**work.kwargs)
 
 
+class DaemonThreadPool:
+    """A small thread pool whose threads do not hold up interpreter exit.
+
+    ``concurrent.futures.ThreadPoolExecutor`` joins its threads at exit, so one blocking python
+    node would keep a Ctrl-C'd run alive until it returns. A node abandoned this way is not
+    checkpointed, so resume runs it again.
+    """
+
+    def __init__(self, max_workers: int, name: str = "contextflow-node") -> None:
+        self.max_workers = max_workers
+        self.name = name
+        self._jobs: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._idle = 0
+        self._waiting_jobs = 0
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def submit(self, fn: Callable[[], Any]) -> "concurrent.futures.Future[Any]":
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the executor is closed")
+            self._jobs.put((future, fn))
+            self._waiting_jobs += 1
+            # Idle threads take waiting jobs; add a thread when the jobs outnumber them.
+            if self._waiting_jobs > self._idle and len(self._threads) < self.max_workers:
+                thread = threading.Thread(target=self._work, name=f"{self.name}-{len(self._threads)}", daemon=True)
+                self._threads.append(thread)
+                thread.start()
+        return future
+
+    def _work(self) -> None:
+        while True:
+            with self._lock:
+                self._idle += 1
+            job = self._jobs.get()
+            with self._lock:
+                self._idle -= 1
+                if job is not None:
+                    self._waiting_jobs -= 1
+            if job is None:
+                return
+            future, fn = job
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn())
+                except BaseException as exc:  # delivered to the awaiting node
+                    future.set_exception(exc)
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._closed = True
+            for _ in self._threads:
+                self._jobs.put(None)
+
+
 class LocalExecutor:
-    """Coroutines are awaited on the scheduler's loop; blocking functions run in a thread pool.
+    """Coroutines are awaited on the scheduler's loop; blocking functions run in threads.
 
     Model calls are coroutines (``litellm.acompletion``) and cost the loop nothing while they
     wait; python functions, retrievals and tools may block or burn CPU, so they go to threads.
@@ -67,21 +126,20 @@ class LocalExecutor:
 
     def __init__(self, max_workers: int | None = None) -> None:
         self.max_workers = max_workers or min(32, (os.cpu_count() or 1) + 4)
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: DaemonThreadPool | None = None
 
-    def _threads(self) -> ThreadPoolExecutor:
+    def _threads(self) -> DaemonThreadPool:
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.max_workers, thread_name_prefix="contextflow-node")
+            self._pool = DaemonThreadPool(self.max_workers)
         return self._pool
 
     async def submit(self, work: Work) -> Any:
         if work.is_async:
             return await work.fn(**work.kwargs)
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._threads(), partial(work.fn, **work.kwargs))
+        return await asyncio.wrap_future(self._threads().submit(partial(work.fn, **work.kwargs)))
 
     async def aclose(self) -> None:
         if self._pool is not None:
             # Threads still running a cancelled node cannot be interrupted; do not wait for them.
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool.shutdown()
             self._pool = None

@@ -81,6 +81,8 @@ def test_ctrl_c_cancels_in_flight_work_and_leaves_the_run_resumable(tmp_path):
                   f"    args: {{seconds: 0.05, log: '{log}', tag: first{i}}}"]
         lines += [f"  - id: long{i}", "    kind: python", f"    function: {rh.PREFIX}:nap",
                   f"    args: {{seconds: 30, log: '{log}', tag: long{i}, value: '${{first{i}}}'}}"]
+    # a blocking function in a thread cannot be interrupted: Ctrl-C must not wait for it either
+    lines += ["  - id: stuck", "    kind: python", f"    function: {rh.PREFIX}:blocking_nap", "    args: {seconds: 30}"]
     pipeline.write_text("\n".join(lines) + "\n")
     command = [sys.executable, "-m", "contextflow", "run", str(pipeline), "--project", str(project),
                "--allow-import", rh.PREFIX, "--no-trace"]

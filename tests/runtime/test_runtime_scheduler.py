@@ -204,3 +204,24 @@ async def test_released_nodes_start_at_once_when_the_pool_is_full(state_home):
     wall = time.monotonic() - start
     assert result.status == "succeeded"
     assert wall < 0.45 + 0.2, f"three 0.15 s layers took {wall:.2f} s"
+
+
+async def test_blocking_python_nodes_run_in_parallel_threads(state_home):
+    nodes = [{"id": f"b{i}", "kind": "python", "function": f"{rh.PREFIX}:blocking_nap", "args": {"seconds": 0.2}}
+             for i in range(6)]
+    start = time.monotonic()
+    result = await arun(rh.pipeline(nodes), trace=False)
+    assert result.status == "succeeded"
+    assert time.monotonic() - start < 0.6  # six 0.2 s sleeps in threads, not one after another
+
+
+def test_daemon_pool_spreads_a_burst_over_threads():
+    import threading
+
+    from contextflow.runtime.executor import DaemonThreadPool
+
+    pool = DaemonThreadPool(4)
+    barrier = threading.Barrier(4, timeout=5)
+    futures = [pool.submit(barrier.wait) for _ in range(4)]  # deadlocks unless 4 threads run at once
+    assert sorted(f.result(timeout=10) for f in futures) == [0, 1, 2, 3]
+    pool.shutdown()
