@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import ChainMap
+from pathlib import Path
 from functools import lru_cache
 from typing import Any, Awaitable, Callable, Mapping
 
@@ -220,7 +221,8 @@ async def run_retrieve(
         ) from None
     started = time.time()
     query = str(resolve_value(node.query, scope))
-    repo = str(resolve_value(node.repo, scope))
+    repo_path = Path(str(resolve_value(node.repo, scope))).expanduser()
+    repo = str(repo_path if repo_path.is_absolute() else (ctx.workdir / repo_path).resolve())
     kwargs = {
         "repo": repo, "query": query, "budget_tokens": node.budget_tokens, "retrievers": node.retrievers,
         "model": node.for_model, "fmt": node.format, "state": ctx.state,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import runtime_helpers as rh
@@ -43,7 +44,8 @@ async def test_retrieve_node_builds_context_in_a_thread_and_reports_it(state_hom
     events: list = []
     result = await arun(spec, {"topic": "budgets"}, sinks=[events.append], trace=False, cache=False)
     assert result.status == "succeeded"
-    assert calls == [{"repo": ".", "query": "where is budgets?", "budget_tokens": 500, "fmt": "markdown"}]
+    assert calls == [{"repo": str(Path.cwd().resolve()), "query": "where is budgets?", "budget_tokens": 500,
+                      "fmt": "markdown"}]  # a relative repo is resolved against the run's working tree
     assert result.nodes["ask"].value == "Use this:\n<context for where is budgets?>"  # rendered via .render()
     retrieval = next(e for e in events if isinstance(e, RetrievalFinished))
     assert retrieval.used_tokens == 12 and retrieval.items[0]["path"] == "a.py"
