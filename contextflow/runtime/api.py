@@ -207,12 +207,14 @@ async def arun(
             inputs=bound, project=str(project) if project is not None else None,
             budget=budget.model_dump() if budget else None, options=options,
         )
+        store.claim_run(run_id)
         return await _execute(
             spec, bound, run_id=run_id, state=state, store=store, sinks=sinks, trace=trace, executor=executor,
             budget=_budget(spec, budget, ledger=ledger), model=model, workdir=root, cache=cache, allow_imports=allow_imports,
             gate=gate, checkpoint=checkpoint, plan=plan,
         )
     finally:
+        store.release_run(run_id)
         store.close()
 
 
@@ -244,6 +246,7 @@ async def aresume(
         if budget is None and record.budget:
             budget = BudgetSpec.model_validate(record.budget)
         options = record.options
+        store.claim_run(run_id)
         store.set_run_status(run_id, "running")
         return await _execute(
             spec, record.inputs, run_id=run_id, state=state, store=store, sinks=sinks, trace=trace,
@@ -253,6 +256,7 @@ async def aresume(
             checkpoint=options.get("checkpoint") or "node",
         )
     finally:
+        store.release_run(run_id)
         store.close()
 
 

@@ -13,6 +13,8 @@ Approvals (helper G) use the ``decisions`` table and the ``waiting`` node state.
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 import threading
 import time
@@ -22,6 +24,7 @@ from typing import Any, Iterable
 
 from contextflow.runtime.events import Usage
 from contextflow.runtime.results import NodeResult, decode_value, encode_attempts, encode_value, usage_from_dict
+from contextflow.errors import UserError
 from contextflow.state import STATE_FORMAT_VERSION
 
 _SCHEMA = """
@@ -69,6 +72,12 @@ CREATE TABLE IF NOT EXISTS decisions (
     applied INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS decisions_run ON decisions(run_id, node_id);
+CREATE TABLE IF NOT EXISTS run_owners (
+    run_id TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    claimed_at REAL NOT NULL
+);
 """
 
 
@@ -143,6 +152,8 @@ class RunStore:
     ) -> None:
         now = time.time()
         with self._lock:
+            if self._conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone():
+                raise UserError(f"a run with id '{run_id}' already exists", hint=f"contextflow resume {run_id}")
             self._conn.execute(
                 "INSERT INTO runs (run_id, pipeline, spec_json, inputs_json, status, project, budget_json,"
                 " options_json, created_at, updated_at) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
@@ -231,6 +242,34 @@ class RunStore:
             for r in rows
         }
 
+    # ownership: one process executes a run at a time ---------------------------------------
+
+    def claim_run(self, run_id: str) -> None:
+        """Record this process as the run's executor; refuse while another live process on this
+        host holds it. A holder that died (kill -9, crash) does not block a resume."""
+        host, pid = socket.gethostname(), os.getpid()
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = self._conn.execute("SELECT host, pid FROM run_owners WHERE run_id = ?", (run_id,)).fetchone()
+                if row and row[0] == host and row[1] != pid and _alive(row[1]):
+                    raise UserError(
+                        f"run '{run_id}' is being executed by process {row[1]}",
+                        hint="wait for it to finish, or stop that process first",
+                    )
+                self._conn.execute(
+                    "INSERT OR REPLACE INTO run_owners (run_id, host, pid, claimed_at) VALUES (?, ?, ?, ?)",
+                    (run_id, host, pid, time.time()),
+                )
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def release_run(self, run_id: str) -> None:
+        with self._lock:
+            self._conn.execute("DELETE FROM run_owners WHERE run_id = ? AND pid = ?", (run_id, os.getpid()))
+
     # approvals seam -----------------------------------------------------------------------
 
     def record_decision(
@@ -264,6 +303,16 @@ class RunStore:
     def mark_decision_applied(self, decision_id: int) -> None:
         with self._lock:
             self._conn.execute("UPDATE decisions SET applied = 1 WHERE id = ?", (decision_id,))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _usage_json(u: Usage) -> str | None:

@@ -146,3 +146,26 @@ async def test_checkpoint_modes(state_home, checkpoint):
         assert {n: r.value for n, r in stored.items()} == {f"n{i}": i for i in range(50)}
     else:
         assert stored == {}
+
+
+async def test_a_run_executing_in_another_live_process_is_not_resumed(state_home):
+    import socket
+
+    first = await arun(rh.pipeline([{"id": "a", "kind": "python", "function": f"{rh.PREFIX}:add", "args": {"a": 1}}]),
+                       trace=False)
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        with RunStore(state_home / "runs.db") as store:
+            store._conn.execute(
+                "INSERT OR REPLACE INTO run_owners (run_id, host, pid, claimed_at) VALUES (?, ?, ?, 0)",
+                (first.run_id, socket.gethostname(), holder.pid),
+            )
+        with pytest.raises(UserError, match=f"being executed by process {holder.pid}"):
+            await aresume(first.run_id, trace=False)
+    finally:
+        holder.kill()
+        holder.wait()
+    assert (await aresume(first.run_id, trace=False)).status == "succeeded"  # a dead holder does not block
+    with pytest.raises(UserError, match="already exists"):
+        await arun(rh.pipeline([{"id": "a", "kind": "python", "function": f"{rh.PREFIX}:add", "args": {"a": 1}}]),
+                   trace=False, run_id=first.run_id)
