@@ -1,0 +1,124 @@
+"""Combine the retrievers' rankings, then expand from the strongest hits.
+
+Fusion is weighted reciprocal rank fusion: a chunk's score is the sum over retrievers of
+``weight / (k + rank)``; it needs no calibration between BM25 scores and cosine similarities.
+Expansion follows two kinds of edges from the top hits: the symbol graph (a definition that a hit
+calls or uses, found in another file) and co-change (a file that historically changes together
+with a hit's file). Expanded chunks enter with a fraction of their parent's score and say why.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from contextflow.retrievers.index import RepoIndex
+from contextflow.retrievers.rankers import Hit
+
+DEFAULT_WEIGHTS = {"bm25": 1.0, "embeddings": 1.0, "ast": 1.0, "git": 0.6}
+RRF_K = 60
+_IDENT = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]{2,}\b")
+
+
+@dataclass
+class Candidate:
+    chunk_id: str
+    score: float
+    contributions: dict[str, float] = field(default_factory=dict)  # source -> share of the score
+    reasons: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def sources(self) -> list[str]:
+        return sorted(self.contributions, key=lambda s: -self.contributions[s])
+
+    @property
+    def source(self) -> str:
+        return self.sources[0]
+
+    def reason(self) -> str:
+        return "; ".join(f"{s}: {self.reasons[s]}" for s in self.sources if s in self.reasons)
+
+
+def reciprocal_rank_fusion(
+    rankings: Mapping[str, list[Hit]], weights: Mapping[str, float] | None = None, k: int = RRF_K
+) -> list[Candidate]:
+    """Candidates by fused score, normalised so the best is 1.0."""
+    weights = {**DEFAULT_WEIGHTS, **(weights or {})}
+    fused: dict[str, Candidate] = {}
+    for source, hits in rankings.items():
+        w = weights.get(source, 1.0)
+        for rank, hit in enumerate(hits):
+            cand = fused.setdefault(hit.chunk_id, Candidate(hit.chunk_id, 0.0))
+            share = w / (k + rank + 1)
+            cand.score += share
+            cand.contributions[source] = cand.contributions.get(source, 0.0) + share
+            cand.reasons.setdefault(source, f"rank {rank + 1}, {hit.reason}")
+    ranked = sorted(fused.values(), key=lambda c: -c.score)
+    if ranked:
+        top = ranked[0].score
+        for c in ranked:
+            c.score /= top
+            c.contributions = {s: v / top for s, v in c.contributions.items()}
+    return ranked
+
+
+def expand(
+    index: RepoIndex,
+    ranked: list[Candidate],
+    *,
+    co_change: Mapping[str, list[tuple[str, int]]] | None = None,
+    bm25_position: Mapping[str, float] | None = None,
+    seeds: int = 5,
+    per_seed: int = 3,
+    factor: float = 0.5,
+) -> list[Candidate]:
+    """``ranked`` plus chunks reached from its top ``seeds`` along symbol and co-change edges."""
+    by_id = {c.chunk_id: c for c in ranked}
+    chunks = index.chunks
+    added: list[Candidate] = []
+    definers = None
+    for seed in ranked[:seeds]:
+        chunk = chunks.get(seed.chunk_id)
+        if chunk is None:
+            continue
+        if definers is None:
+            definers = index.definer_counts()
+        own = set(chunk.symbols)
+        names = [n for n in dict.fromkeys(_IDENT.findall(chunk.text))
+                 if n not in own and 0 < definers.get(n, 0) <= 2 and n.split(".")[-1] not in own]
+        reached = 0
+        for name, path, kind, start, _end, _sig in index.definitions_named(names[:200]):
+            if reached >= per_seed or path == chunk.path:
+                continue
+            target = index.chunk_at(path, start)
+            if target is None:
+                continue
+            reason = f"defines {kind} `{name}` used by {chunk.path}:{chunk.start_line}"
+            if _offer(by_id, added, target.id, seed.score * factor, "graph", reason):
+                reached += 1
+        for partner, count in (co_change or {}).get(chunk.path, [])[:per_seed]:
+            partner_chunks = index.chunks_of(partner)
+            if not partner_chunks:
+                continue
+            best = max(partner_chunks, key=lambda c: (bm25_position or {}).get(c.id, 0.0))
+            reason = f"{partner} changed together with {chunk.path} in {count} commits"
+            _offer(by_id, added, best.id, seed.score * factor * 0.8, "cochange", reason)
+    return sorted(list(by_id.values()), key=lambda c: -c.score)
+
+
+def _offer(by_id: dict[str, Candidate], added: list[Candidate], chunk_id: str, score: float, source: str,
+           reason: str) -> bool:
+    existing = by_id.get(chunk_id)
+    if existing is not None:
+        if source in existing.contributions:
+            return False
+        # Already retrieved: the edge is extra evidence, worth a smaller bonus than a fresh hit.
+        existing.score += score * 0.25
+        existing.contributions[source] = score * 0.25
+        existing.reasons[source] = reason
+        return True
+    cand = Candidate(chunk_id, score, {source: score}, {source: reason})
+    by_id[chunk_id] = cand
+    added.append(cand)
+    return True

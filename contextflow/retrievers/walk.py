@@ -1,0 +1,192 @@
+"""Which files of a repository may be indexed: .gitignore respected, secrets, binaries and huge files skipped.
+
+In a git work tree the file list comes from git itself (``git ls-files --cached --others
+--exclude-standard``), so every ignore source git knows (nested .gitignore, .git/info/exclude, the
+global excludes file) applies. A plain directory is walked with the ``pathspec`` package applying
+each .gitignore found on the way down, the way git would.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from contextflow.errors import UserError
+from contextflow.retrievers.secrets import is_secret_file
+
+#: Folders never worth indexing, even when nothing ignores them (a plain directory, an untracked venv).
+ALWAYS_SKIPPED_DIRS = frozenset(
+    {".git", ".hg", ".svn", ".contextflow", "__pycache__", "node_modules", ".venv", "venv", ".tox", ".nox",
+     ".mypy_cache", ".pytest_cache", ".ruff_cache", ".idea", ".eggs", "site-packages"}
+)
+DEFAULT_MAX_FILE_BYTES = 1_000_000
+_SNIFF_BYTES = 8192
+
+#: ``runner(args, cwd) -> stdout``: the seam through which every git command runs.
+GitRunner = Callable[[list[str], Path], str]
+
+
+def run_git(args: list[str], cwd: Path) -> str:
+    """Run ``git args`` in ``cwd`` and return stdout; a failing command raises RuntimeError."""
+    proc = subprocess.run(
+        ["git", "-c", "core.quotepath=off", *args], cwd=cwd, capture_output=True, text=True,
+        encoding="utf-8", errors="replace", env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"},
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"git {' '.join(args[:3])} failed in {cwd}: {proc.stderr.strip()[:300]}")
+    return proc.stdout
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A file that may be indexed: ``path`` is POSIX and relative to the repository root."""
+
+    path: str
+    size: int
+    mtime_ns: int
+
+
+@dataclass
+class WalkResult:
+    files: list[SourceFile]
+    skipped: dict[str, list[str]] = field(default_factory=dict)  # reason -> paths
+    git: bool = False
+
+    def skip(self, reason: str, path: str) -> None:
+        self.skipped.setdefault(reason, []).append(path)
+
+
+def git_root(root: Path, runner: GitRunner = run_git) -> Path | None:
+    """The top of the git work tree holding ``root``, or None for a plain directory."""
+    try:
+        top = runner(["rev-parse", "--show-toplevel"], root).strip()
+    except (RuntimeError, FileNotFoundError):
+        return None
+    return Path(top) if top else None
+
+
+def is_binary(head: bytes) -> bool:
+    """Git's rule (a NUL byte in the first 8 KiB) plus invalid UTF-8 in a mostly non-text prefix."""
+    if b"\x00" in head:
+        return True
+    if not head:
+        return False
+    try:
+        head.decode("utf-8")
+        return False
+    except UnicodeDecodeError as exc:
+        if exc.start >= len(head) - 4:  # a multi-byte character cut by the sniff window
+            return False
+    # Not UTF-8: a legacy-encoded text file has few control bytes and a minority of high bytes.
+    controls = sum(1 for b in head if b < 9 or 13 < b < 32)
+    high = sum(1 for b in head if b >= 0x80)
+    return controls / len(head) > 0.02 or high / len(head) > 0.3
+
+
+def _git_listing(root: Path, runner: GitRunner) -> list[str]:
+    out = runner(["ls-files", "-z", "--cached", "--others", "--exclude-standard"], root)
+    return sorted({p for p in out.split("\0") if p})
+
+
+def _pathspec_listing(root: Path) -> list[str]:
+    try:
+        import pathspec
+    except ImportError:  # pragma: no cover - pathspec ships with the package's dependencies
+        raise UserError(
+            "indexing a directory that is not a git repository needs the 'pathspec' package",
+            hint="pip install pathspec",
+        ) from None
+    found: list[str] = []
+    # Each entry: (folder relative to root, its compiled .gitignore).
+    stack: list[tuple[str, object]] = []
+
+    def ignored(rel: str, is_dir: bool) -> bool:
+        verdict = False
+        for base, spec in stack:
+            if base and not rel.startswith(base + "/"):
+                continue
+            sub = rel[len(base) + 1 :] if base else rel
+            probe = sub + "/" if is_dir else sub
+            # The deeper .gitignore decides when it has an opinion (negations included).
+            result = spec.check_file(probe)  # type: ignore[attr-defined]
+            if result.include is not None:
+                verdict = bool(result.include)
+        return verdict
+
+    def visit(folder: Path, rel_folder: str) -> None:
+        pushed = False
+        ignore_file = folder / ".gitignore"
+        if ignore_file.is_file():
+            lines = ignore_file.read_text(encoding="utf-8", errors="replace").splitlines()
+            stack.append((rel_folder, pathspec.GitIgnoreSpec.from_lines(lines)))
+            pushed = True
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            entries = []
+        for entry in entries:
+            rel = f"{rel_folder}/{entry.name}" if rel_folder else entry.name
+            if entry.is_dir(follow_symlinks=False):
+                if entry.name in ALWAYS_SKIPPED_DIRS or ignored(rel, True):
+                    continue
+                visit(Path(entry.path), rel)
+            elif entry.is_file(follow_symlinks=False) and not ignored(rel, False):
+                found.append(rel)
+        if pushed:
+            stack.pop()
+
+    visit(root, "")
+    return found
+
+
+def walk_repo(
+    root: str | os.PathLike[str],
+    *,
+    max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+    runner: GitRunner = run_git,
+) -> WalkResult:
+    """The indexable files under ``root`` with the reasons others were left out."""
+    base = Path(root).expanduser().resolve()
+    if not base.is_dir():
+        raise UserError(f"{base} is not a directory", hint="pass the folder of the repository to index")
+    top = git_root(base, runner)
+    result = WalkResult(files=[], git=top is not None)
+    listing = _git_listing(base, runner) if top is not None else _pathspec_listing(base)
+    for rel in listing:
+        parts = rel.split("/")
+        if any(p in ALWAYS_SKIPPED_DIRS for p in parts[:-1]):
+            continue
+        if is_secret_file(rel):
+            result.skip("secret", rel)
+            continue
+        full = base / rel
+        try:
+            st = full.lstat()
+        except OSError:
+            continue  # deleted in the work tree but still in the git index
+        if not full.is_file() or full.is_symlink():
+            continue
+        if st.st_size > max_file_bytes:
+            result.skip("too large", rel)
+            continue
+        result.files.append(SourceFile(rel, st.st_size, st.st_mtime_ns))
+    return result
+
+
+def read_text(root: Path, path: str) -> str | None:
+    """The file's text, or None when it is binary."""
+    data = (root / path).read_bytes()
+    if is_binary(data[:_SNIFF_BYTES]):
+        return None
+    return data.decode("utf-8", errors="replace")
+
+
+def iter_texts(root: Path, files: list[SourceFile]) -> Iterator[tuple[SourceFile, str | None]]:
+    for f in files:
+        try:
+            yield f, read_text(root, f.path)
+        except OSError:
+            yield f, None
