@@ -167,6 +167,21 @@ def _execute(coro_factory: Any, node_ids: list[str], title: str, as_json: bool, 
     raise typer.Exit(_EXIT_FOR_STATUS.get(result.status, 1))
 
 
+def make_executor(kind: str, address: str | None) -> Any:
+    """None for the local executor (the runtime makes its own), or a Dask executor."""
+    if kind == "local":
+        if address:
+            raise UserError("--address needs --executor dask")
+        return None
+    if kind == "dask":
+        try:
+            from contextflow.runtime.dask_executor import DaskExecutor
+        except ImportError:
+            raise UserError("the dask executor needs the [dask] extra", hint="pip install 'contextflow[dask]'") from None
+        return DaskExecutor(address)
+    raise UserError(f"unknown executor '{kind}'", hint="use --executor local or --executor dask")
+
+
 def register(app: typer.Typer) -> None:
     @app.command("run")
     def run_command(
@@ -182,6 +197,10 @@ def register(app: typer.Typer) -> None:
         allow_import: list[str] = typer.Option([], "--allow-import", help="Module prefix python nodes may import."),
         checkpoint: str = typer.Option("node", "--checkpoint", help="node | background | off"),
         no_trace: bool = typer.Option(False, "--no-trace", help="Do not record a trace."),
+        executor: str = typer.Option("local", "--executor", help="local | dask"),
+        address: Optional[str] = typer.Option(
+            None, "--address", help="Dask scheduler address (tcp://HOST:PORT); default: a local cluster on 127.0.0.1."
+        ),
     ) -> None:
         """Run a pipeline and print its outputs, cost and run id."""
         from contextflow.dags.spec import BudgetSpec
@@ -199,11 +218,18 @@ def register(app: typer.Typer) -> None:
             )
         run_id = new_run_id()
 
-        def start(sinks: list[Any]) -> Any:
-            return arun(
-                spec, values, project=project, sinks=sinks, trace=not no_trace, run_id=run_id, budget=budget,
-                model=model, cache=not no_cache, allow_imports=allow_import, checkpoint=checkpoint,  # type: ignore[arg-type]
-            )
+        chosen = make_executor(executor, address)
+
+        async def start(sinks: list[Any]) -> Any:
+            try:
+                return await arun(
+                    spec, values, project=project, sinks=sinks, trace=not no_trace, run_id=run_id, budget=budget,
+                    model=model, cache=not no_cache, allow_imports=allow_import, checkpoint=checkpoint,  # type: ignore[arg-type]
+                    executor=chosen,
+                )
+            finally:
+                if chosen is not None:
+                    await chosen.aclose()
 
         _execute(start, spec.node_ids, f"{spec.name} {run_id}", as_json, run_id)
 
