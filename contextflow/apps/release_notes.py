@@ -70,7 +70,8 @@ def commits_since(repo: str = ".", since_tag: str = "", max_commits: int = 500) 
             {"sha": sha[:10], "author": author, "subject": text, "breaking": breaking, "files": files}
         )
     ordered = [
-        {"kind": kind, "title": title, "commits": groups[kind]}
+        {"kind": kind, "title": title, "commits": groups[kind],
+         "text": "\n".join(f"- {c['subject']}" for c in groups[kind][:40])}
         for kind, title in _GROUP_TITLES.items()
         if kind in groups and not (kind == "ci" and "build" in groups)
     ]

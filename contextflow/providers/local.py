@@ -151,7 +151,12 @@ def generate(messages: list[dict[str, Any]], optional: dict[str, Any]) -> tuple[
     attention = encoded["attention_mask"].to(loaded.device)
     max_new = int(optional.get("max_tokens") or optional.get("max_completion_tokens") or DEFAULT_MAX_NEW_TOKENS)
     temperature = float(optional.get("temperature") or 0.0)
-    kwargs: dict[str, Any] = {"max_new_tokens": max_new, "pad_token_id": tokenizer.eos_token_id}
+    kwargs: dict[str, Any] = {
+        "max_new_tokens": max_new,
+        "pad_token_id": tokenizer.eos_token_id,
+        # A 135M model loops on repeated phrases without this; 1.15 keeps JSON keys repeatable.
+        "repetition_penalty": float(optional.get("repetition_penalty") or 1.15),
+    }
     if temperature > 0:
         kwargs.update(do_sample=True, temperature=temperature, top_p=float(optional.get("top_p") or 1.0))
         if optional.get("seed") is not None:
@@ -162,7 +167,8 @@ def generate(messages: list[dict[str, Any]], optional: dict[str, Any]) -> tuple[
     if schema is not None:
         from contextflow.providers.constrained import json_schema_token_filter
 
-        kwargs["prefix_allowed_tokens_fn"] = json_schema_token_filter(tokenizer, schema)
+        # Fitted to the token budget, so the JSON can always be closed before max_new_tokens.
+        kwargs["prefix_allowed_tokens_fn"] = json_schema_token_filter(tokenizer, schema, max_new)
     with _generate_lock, torch.inference_mode():
         output = model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
     new_tokens = output[0, input_ids.shape[1]:]
