@@ -143,6 +143,7 @@ def _print_result(result: Any, as_json: bool) -> None:
         f"status: {result.status}   cost: ${result.cost_usd:.6f}   tokens: {usage.input_tokens} in /"
         f" {usage.output_tokens} out   run id: {result.run_id}"
     )
+    typer.echo(f"view the trace: contextflow ui   (then http://127.0.0.1:8321/#/run/{result.run_id})")
     if result.error:
         typer.echo(f"error: {result.error}", err=True)
     if result.status in ("failed", "budget_exceeded", "cancelled", "waiting"):
