@@ -27,8 +27,18 @@ _clients: dict[str, Any] = {}
 _clients_lock = threading.Lock()
 
 
-def chroma_client(folder: Path) -> Any:
-    """A process-wide chromadb PersistentClient for ``folder`` (telemetry off)."""
+CHROMA_URL_ENV = "CONTEXTFLOW_CHROMA_URL"
+
+
+def chroma_client(folder: Path, url: str | None = None) -> Any:
+    """A process-wide chromadb client: the embedded PersistentClient for ``folder`` (the default),
+    or an HttpClient for a shared ``chroma run`` server when ``url`` or ``$CONTEXTFLOW_CHROMA_URL``
+    is set (e.g. http://127.0.0.1:8000), so several machines share one index."""
+    import os
+
+    url = url or os.environ.get(CHROMA_URL_ENV)
+    if url:
+        return _http_client(url)
     key = str(folder.resolve())
     with _clients_lock:
         client = _clients.get(key)
@@ -38,6 +48,29 @@ def chroma_client(folder: Path) -> Any:
 
             folder.mkdir(parents=True, exist_ok=True)
             client = chromadb.PersistentClient(path=key, settings=Settings(anonymized_telemetry=False))
+            _clients[key] = client
+        return client
+
+
+def _http_client(url: str) -> Any:
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url if "://" in url else f"http://{url}")
+    if not parsed.hostname or not parsed.port:
+        from contextflow.errors import UserError
+
+        raise UserError(f"'{url}' is not a chroma server address", hint="use http://HOST:PORT, e.g. http://127.0.0.1:8000")
+    key = f"http://{parsed.hostname}:{parsed.port}"
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            import chromadb
+            from chromadb.config import Settings
+
+            client = chromadb.HttpClient(
+                host=parsed.hostname, port=parsed.port, ssl=parsed.scheme == "https",
+                settings=Settings(anonymized_telemetry=False),
+            )
             _clients[key] = client
         return client
 
