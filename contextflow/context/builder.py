@@ -84,13 +84,15 @@ def build_context(
     embedding_model: str | None = None,
     expand_graph: bool = True,
     per_retriever: int = 100,
+    refresh: bool = True,
 ) -> ContextWindow:
     """The best window of at most ``budget_tokens`` tokens of ``repo`` for ``query``.
 
     ``retrievers`` picks from bm25, ast, git and embeddings (default: all available; git only in
     a git repository). ``model`` is the consuming model: its tokenizer counts tokens and its
     context limit bounds the budget. The index under ``state`` (default: the repository's
-    ``.contextflow/``) is brought up to date first, incrementally.
+    ``.contextflow/``) is brought up to date first, incrementally; ``refresh=False`` skips that
+    check (a walk of the tree) when an index exists, for callers that update it themselves.
     """
     budget = check_budget(budget_tokens, model)
     if fmt not in _FORMATS:
@@ -104,9 +106,10 @@ def build_context(
     index = open_index(root, state)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    report = index.update(embeddings=False)
-    chosen = resolve_retrievers(retrievers, git=report.git)
-    if "embeddings" in chosen:
+    fresh = refresh or index.generation == 0
+    is_git = index.update(embeddings=False).git if fresh else index.is_git
+    chosen = resolve_retrievers(retrievers, git=is_git)
+    if "embeddings" in chosen and fresh:
         index.update(embeddings=True, model=embedding_model)
     timings["index_s"] = time.perf_counter() - t0
     rankings: dict[str, list[Hit]] = {}
@@ -136,5 +139,5 @@ def build_context(
     return ContextWindow(
         query=query, budget_tokens=budget, used_tokens=used, model=model, fmt=fmt, repo=str(index.root),
         retrievers=chosen, items=items,
-        stats={"timings": timings, "candidates": len(ranked), "chunks": len(index.chunks), "git": report.git},
+        stats={"timings": timings, "candidates": len(ranked), "chunks": len(index.chunks), "git": is_git},
     )

@@ -145,6 +145,11 @@ class RepoIndex:
     def generation(self) -> int:
         return int(self._info("generation", "0"))
 
+    @property
+    def is_git(self) -> bool:
+        """Whether the last update found a git work tree."""
+        return self._info("git", "0") == "1"
+
     def embedding_store(self, model: str | None = None) -> Any:
         from contextflow.retrievers.embeddings import EmbeddingStore
 
@@ -199,6 +204,7 @@ class RepoIndex:
                 self._rebuild_derived(progress)
                 self._set_info("generation", str(self.generation + 1))
             self._set_info("indexed_at", str(time.time()))
+            self._set_info("git", "1" if walked.git else "0")
         report.chunks = db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]
         if embeddings:
             self._sync_vectors(model, report, progress)

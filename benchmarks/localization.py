@@ -1,0 +1,152 @@
+"""Code localization on SWE-bench tasks: does the window hold the files and functions the fix touched?
+
+For each task in /work/shared/data/swebench/dev_instances.json the repository is extracted at its
+base commit (``git archive`` from the mirrors under /work/.mirror, into /work/repos/trees/<repo>,
+reused across tasks so the index updates incrementally), the issue text is the query, and the
+window is built at 4k, 8k and 16k tokens by BM25 alone, embeddings alone and the fused engine.
+
+- file hit: every file of the gold patch has at least one item in the window;
+- span recall: share of the gold spans (function or Class.method) whose definition overlaps an item.
+
+Run: ``python benchmarks/localization.py [--max-tasks N] [--repos requests,pytest] [--methods bm25,fused] --json``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import contextflow  # noqa: F401
+from contextflow.context import build_context
+from contextflow.retrievers.index import open_index
+from contextflow.state import StateDir
+
+DATA = Path("/work/shared/data/swebench/dev_instances.json")
+MIRRORS = Path("/work/.mirror")
+TREES = Path("/work/repos/trees")
+STATE = Path("/work/repos/localization-state")
+BUDGETS = (4000, 8000, 16000)
+METHODS = {"bm25": ["bm25"], "embeddings": ["embeddings"], "fused": ["bm25", "ast", "embeddings"]}
+
+
+def mirror_of(repo: str) -> Path:
+    return MIRRORS / repo.replace("/", "+") / "repo"
+
+
+def extract(repo: str, commit: str) -> Path:
+    """The tree of ``repo`` at ``commit`` in a folder reused for every task of that repository."""
+    target = TREES / repo.split("/")[1]
+    marker = target / ".extracted-commit"
+    if marker.is_file() and marker.read_text() == commit:
+        return target
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    archive = subprocess.run(["git", f"--git-dir={mirror_of(repo)}", "archive", commit], check=True, capture_output=True)
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
+    marker.write_text(commit)
+    (target / ".gitignore").write_text(".extracted-commit\n" + ((target / ".gitignore").read_text()
+                                                                 if (target / ".gitignore").is_file() else ""))
+    return target
+
+
+def gold_lines(root: Path, state: StateDir, spans: dict[str, list[str]]) -> dict[tuple[str, str], list[tuple[int, int]]]:
+    """Line ranges of each gold span's definition (qualified name, else its last part) in its file."""
+    index = open_index(root, state)
+    out: dict[tuple[str, str], list[tuple[int, int]]] = {}
+    for path, names in spans.items():
+        rows = index.db.execute("SELECT qualified, name, start_line, end_line FROM symbols WHERE path=?", (path,)).fetchall()
+        for span in names:
+            exact = [(s, e) for q, _n, s, e in rows if q == span]
+            loose = [(s, e) for _q, n, s, e in rows if n == span.split(".")[-1]]
+            out[(path, span)] = exact or loose
+    return out
+
+
+def score(window, spans: dict[str, list[str]], lines: dict) -> tuple[bool, float]:  # noqa: ANN001
+    items = window.items
+    files = {i.path for i in items}
+    file_hit = all(p in files for p in spans)
+    total = sum(len(v) for v in spans.values())
+    found = 0
+    for (path, _span), ranges in lines.items():
+        if any(i.path == path and i.start_line <= e and s <= i.end_line for i in items for s, e in ranges):
+            found += 1
+    return file_hit, (found / total if total else 0.0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--max-tasks", type=int, default=0, help="Stop after this many tasks (0: all).")
+    parser.add_argument("--repos", default="", help="Comma-separated repository names to keep (e.g. requests,pytest).")
+    parser.add_argument("--methods", default="bm25,embeddings,fused")
+    parser.add_argument("--json", action="store_true", help="Last line: one JSON object with the figures.")
+    args = parser.parse_args()
+    tasks = json.loads(DATA.read_text())
+    wanted = {r for r in args.repos.split(",") if r}
+    tasks = [t for t in tasks if not wanted or t["repo"].split("/")[1] in wanted]
+    tasks.sort(key=lambda t: (t["repo"], t["instance_id"]))  # one repository at a time: incremental updates
+    if args.max_tasks:
+        tasks = tasks[: args.max_tasks]
+    missing = sorted({t["repo"] for t in tasks if not mirror_of(t["repo"]).is_dir()})
+    if missing:
+        print(f"skipped: repositories not fetched: {', '.join(missing)} (fetch github:<repo> first)")
+        if args.json:
+            print(json.dumps({"skipped": f"missing repositories {missing}"}))
+        return
+    methods = [m for m in args.methods.split(",") if m]
+    state = StateDir(STATE)
+    results: dict[str, dict[int, list[tuple[bool, float]]]] = {m: {b: [] for b in BUDGETS} for m in methods}
+    index_seconds = 0.0
+    query_seconds: list[float] = []
+    started = time.perf_counter()
+    for n, task in enumerate(tasks, 1):
+        root = extract(task["repo"], task["base_commit"])
+        t0 = time.perf_counter()
+        report = open_index(root, state).update(embeddings="embeddings" in methods or "fused" in methods)
+        index_seconds += time.perf_counter() - t0
+        lines = gold_lines(root, state, task["expected_spans"])
+        line = [f"[{n}/{len(tasks)}] {task['instance_id']} (+{len(report.added)} ~{len(report.changed)} "
+                f"-{len(report.removed)} files, embedded {report.embedded}, cached {report.embeddings_from_cache})"]
+        for method in methods:
+            for budget in BUDGETS:
+                t1 = time.perf_counter()
+                window = build_context(root, task["problem_statement"], budget_tokens=budget,
+                                       retrievers=METHODS[method], state=state)
+                query_seconds.append(time.perf_counter() - t1)
+                results[method][budget].append(score(window, task["expected_spans"], lines))
+            hit, recall = results[method][8000][-1]
+            line.append(f"{method}@8k {'hit' if hit else 'miss'} {recall:.2f}")
+        print("  ".join(line), flush=True)
+    summary: dict[str, object] = {"tasks": len(tasks), "seconds": round(time.perf_counter() - started, 1),
+                                  "index_seconds": round(index_seconds, 1),
+                                  "median_query_s": round(sorted(query_seconds)[len(query_seconds) // 2], 3)}
+    print(f"\n{len(tasks)} tasks; file hit / span recall")
+    print(f"{'method':<12}" + "".join(f"{b // 1000}k".rjust(16) for b in BUDGETS))
+    for method in methods:
+        cells = []
+        for budget in BUDGETS:
+            rows = results[method][budget]
+            hit = sum(h for h, _ in rows) / max(1, len(rows))
+            recall = sum(r for _, r in rows) / max(1, len(rows))
+            summary[f"{method}_file_hit_{budget // 1000}k"] = round(hit, 4)
+            summary[f"{method}_span_recall_{budget // 1000}k"] = round(recall, 4)
+            cells.append(f"{hit:6.1%} / {recall:5.1%}".rjust(16))
+        print(f"{method:<12}" + "".join(cells))
+    if "fused" in methods and "bm25" in methods:
+        base = summary["bm25_span_recall_8k"] or 1e-9
+        print(f"fused vs BM25 alone, span recall at 8k: {summary['fused_span_recall_8k'] / base:.2f}x")  # type: ignore[operator]
+    if "fused" in methods:
+        summary["file_hit_8k"] = summary["fused_file_hit_8k"]
+        summary["span_recall_8k"] = summary["fused_span_recall_8k"]
+    if args.json:
+        print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
