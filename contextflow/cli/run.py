@@ -198,6 +198,10 @@ def register(app: typer.Typer) -> None:
         allow_import: list[str] = typer.Option([], "--allow-import", help="Module prefix python nodes may import."),
         checkpoint: str = typer.Option("node", "--checkpoint", help="node | background | off"),
         no_trace: bool = typer.Option(False, "--no-trace", help="Do not record a trace."),
+        ladder: Optional[str] = typer.Option(
+            None, "--ladder", envvar="CONTEXTFLOW_LADDER",
+            help="Comma-separated models, cheapest first, for every cascade/route node.",
+        ),
         executor: str = typer.Option("local", "--executor", help="local | dask"),
         address: Optional[str] = typer.Option(
             None, "--address", help="Dask scheduler address (tcp://HOST:PORT); default: a local cluster on 127.0.0.1."
@@ -207,7 +211,9 @@ def register(app: typer.Typer) -> None:
         from contextflow.dags.spec import BudgetSpec
         from contextflow.runtime.api import arun, bind_inputs, load_spec, new_run_id
 
-        spec = load_spec(file, allow_imports=allow_import)
+        from contextflow.dags.overrides import apply_model_overrides, parse_ladder
+
+        spec = apply_model_overrides(load_spec(file, allow_imports=allow_import), model=model, ladder=parse_ladder(ladder))
         values = bind_inputs(spec, parse_inputs(inputs, spec.inputs))
         budget = None
         if max_cost is not None or max_tokens is not None or max_wall is not None:

@@ -1,0 +1,109 @@
+"""The ready pipelines in dags/, end to end on repositories the tests create.
+
+The simulated provider makes the model calls deterministic; one smoke run uses the local model.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from contextflow.dags.loader import load_pipeline
+from contextflow.dags.overrides import apply_model_overrides
+from contextflow.providers import simulated
+from contextflow.runtime import run
+
+DAGS = Path(__file__).resolve().parents[2] / "dags"
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True)
+
+
+@pytest.fixture()
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("CONTEXTFLOW_HOME", str(tmp_path / "state"))
+    root = tmp_path / "shop"
+    root.mkdir()
+    git(root, "init", "-q", "-b", "main")
+    git(root, "config", "user.email", "t@example.invalid")
+    git(root, "config", "user.name", "Tester")
+    (root / "calc.py").write_text(
+        'def average(values):\n    """Mean of the values."""\n    return sum(values) / len(values)\n'
+    )
+    (root / "test_calc.py").write_text("from calc import average\n\n\ndef test_average():\n    assert average([2, 4]) == 3\n")
+    git(root, "add", ".")
+    git(root, "commit", "-qm", "feat: average")
+    git(root, "tag", "v0.1")
+    (root / "calc.py").write_text(
+        'def average(values):\n    """Mean of the values."""\n    return sum(values) / (len(values) - 1)\n'
+    )
+    git(root, "commit", "-qam", "fix: average of samples")
+    (root / "calc.py").write_text(
+        'def average(values):\n    """Mean of the values."""\n    return sum(values) / (len(values) - 1)\n\n\n'
+        'def total(values):\n    return sum(values)\n'
+    )
+    return root
+
+
+def _spec(name: str, **overrides):
+    return apply_model_overrides(load_pipeline(DAGS / f"{name}.yaml"), **overrides)
+
+
+def test_code_review_escalates_a_reviewer_whose_findings_fail_the_checks(repo: Path) -> None:
+    bad = {"findings": [{"file": "invented.py", "line": 3, "severity": "high", "explanation": "made up"}]}
+    good = {"findings": [{"file": "calc.py", "line": 3, "severity": "high",
+                          "explanation": "divides by len - 1: wrong mean, and a crash for one value",
+                          "suggested_fix": "divide by len(values)"}]}
+    simulated.configure("sim/review-cheap", json_value=bad)
+    simulated.configure("sim/review-strong", json_value=good, input_cost_per_token=1e-5, output_cost_per_token=3e-5)
+    spec = _spec("code_review", ladder=["sim/review-cheap", "sim/review-strong"])
+    result = run(spec, {"repo": str(repo)}, project=repo, workdir=repo)
+    assert result.status == "succeeded", result.error
+    review = result.outputs["review"]
+    assert "`calc.py:3`" in review and "divide by len(values)" in review
+    assert (repo / ".contextflow" / "review.md").read_text() == review
+    for reviewer in ("correctness", "security", "tests"):
+        node = result.nodes[reviewer]
+        assert node.model == "sim/review-strong"  # the cheap rung's findings named a file outside the diff
+        assert [a["model"] for a in node.attempts] == ["sim/review-cheap", "sim/review-strong"]
+        assert node.cost_usd > sum(a.get("cost_usd", 0) for a in node.attempts[:1])
+    assert result.nodes["diff"].value["paths"] == ["calc.py"]  # working tree vs HEAD
+
+
+def test_repo_qa_keeps_only_citations_inside_the_window(repo: Path) -> None:
+    simulated.configure("sim/qa", json_value={"answer": "average() divides by len - 1 (calc.py:3); see also nowhere.py:9"})
+    result = run(_spec("repo_qa", model="sim/qa"), {"question": "How is the average computed?", "repo": str(repo)},
+                 project=repo, workdir=repo)
+    assert result.status == "succeeded", result.error
+    assert [c["path"] for c in result.outputs["citations"]] == ["calc.py"]
+    assert [c["path"] for c in result.outputs["invalid_citations"]] == ["nowhere.py"]
+    assert result.outputs["citations_ok"] is False
+    window = result.nodes["context"].value
+    items = window["items"] if isinstance(window, dict) else [i.model_dump() for i in window.items]
+    assert any(item["path"] == "calc.py" for item in items)
+
+
+def test_release_notes_group_summarise_and_write(repo: Path) -> None:
+    git(repo, "commit", "-qam", "feat: total of values")
+    simulated.configure("sim/notes", json_value={"summary": "This release changes how averages are computed."})
+    result = run(_spec("release_notes", model="sim/notes"), {"repo": str(repo), "version": "v0.2"},
+                 project=repo, workdir=repo)
+    assert result.status == "succeeded", result.error
+    notes = result.outputs["notes"]
+    assert notes.startswith("# Release notes v0.2")
+    assert "Changes since v0.1: 2 commits" in notes
+    assert "## Features" in notes and "## Fixes" in notes and "This release changes" in notes
+    assert (repo / "RELEASE_NOTES.md").read_text() == notes
+
+
+@pytest.mark.slow
+def test_release_notes_smoke_run_on_the_local_model(repo: Path) -> None:
+    pytest.importorskip("transformers")
+    result = run(_spec("release_notes"), {"repo": str(repo), "notes_file": "NOTES.md"}, project=repo, workdir=repo)
+    assert result.status == "succeeded", result.error
+    assert result.nodes["summaries"].model in (None, "local/smollm2-135m") or result.nodes["summaries"].status == "succeeded"
+    assert (repo / "NOTES.md").read_text().startswith("# Release notes")
+    assert result.cost_usd == 0.0  # a local model costs nothing
