@@ -141,3 +141,67 @@ def get(name: str) -> ModelInfo:
 
         raise UnknownModelError(name, difflib.get_close_matches(name, known_model_names(), n=3))
     return info
+
+
+# -- quality priors ------------------------------------------------------------------------------
+# Shipped as data (quality_priors.json) so they can be revised without a code change; users
+# override them per model with set_quality(), a pipeline's models: declaration, or a JSON file
+# named by CONTEXTFLOW_QUALITY_PRIORS.
+
+DEFAULT_QUALITY = 0.5
+_quality_overrides: dict[str, float] = {}
+
+
+@lru_cache(maxsize=1)
+def _shipped_priors() -> dict[str, Any]:
+    import os
+
+    data = json.loads((Path(__file__).with_name("quality_priors.json")).read_text(encoding="utf-8"))
+    extra = os.environ.get("CONTEXTFLOW_QUALITY_PRIORS")
+    if extra:
+        from contextflow.errors import UserError
+
+        try:
+            data.update(json.loads(Path(extra).read_text(encoding="utf-8")))
+        except (OSError, ValueError) as exc:
+            raise UserError(f"CONTEXTFLOW_QUALITY_PRIORS={extra} could not be read: {exc}",
+                            hint="point it at a JSON object of model name -> quality in [0, 1]") from None
+    return data
+
+
+def set_quality(name: str, quality: float) -> None:
+    """Override a model's prior quality (in [0, 1]) for this process."""
+    if not 0.0 <= quality <= 1.0:
+        raise ValueError(f"quality of '{name}' must lie in [0, 1], got {quality}")
+    with _lock:
+        _quality_overrides[name] = float(quality)
+
+
+def quality_of(name: str) -> float:
+    """The model's prior quality in [0, 1]; a rung like ``o3-mini@high`` adds its effort's offset.
+
+    Order: set_quality(), a register_model(quality=...) declaration, the shipped priors (exact
+    name, the name without its provider prefix, then the longest matching ``prefix*`` pattern),
+    else DEFAULT_QUALITY.
+    """
+    base, _, effort = name.partition("@")
+    offset = float(_shipped_priors().get("_effort", {}).get(effort, 0.0)) if effort else 0.0
+    return min(1.0, max(0.0, _base_quality(base) + offset))
+
+
+def _base_quality(name: str) -> float:
+    if name in _quality_overrides:
+        return _quality_overrides[name]
+    custom = _custom.get(name)
+    if custom is not None and custom.quality is not None:
+        return custom.quality
+    priors = _shipped_priors()
+    candidates = [name] + ([name.split("/", 1)[1]] if "/" in name else [])
+    for candidate in candidates:
+        value = priors.get(candidate)
+        if isinstance(value, (int, float)):
+            return float(value)
+    patterns = [k for k in priors if k.endswith("*") and any(c.startswith(k[:-1]) for c in candidates)]
+    if patterns:
+        return float(priors[max(patterns, key=len)])
+    return DEFAULT_QUALITY
