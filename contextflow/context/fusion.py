@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from contextflow.retrievers.index import RepoIndex
 from contextflow.retrievers.rankers import Hit
 
-DEFAULT_WEIGHTS = {"bm25": 1.0, "embeddings": 1.0, "ast": 1.0, "git": 0.6}
-RRF_K = 60
+DEFAULT_WEIGHTS = {"bm25": 1.0, "embeddings": 0.5, "ast": 1.0, "git": 0.6}
+RRF_K = 20
 _IDENT = re.compile(r"\b[A-Za-z_][A-Za-z0-9_]{2,}\b")
 
 

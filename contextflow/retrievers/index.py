@@ -114,6 +114,7 @@ class RepoIndex:
         self._by_path: dict[str, list[ChunkRecord]] = {}
         self._bm25: BM25Index | None = None
         self._graph: Any = None
+        self._definers: dict[str, int] | None = None
         self._stores: dict[str | None, Any] = {}
         self._db: sqlite3.Connection | None = None
 
@@ -299,6 +300,7 @@ class RepoIndex:
         self._chunks, self._by_path = chunks, by_path
         self._bm25 = BM25Index.load(self.folder / "bm25") or BM25Index([], None)
         self._graph = None
+        self._definers = None
         self._loaded_generation = generation
 
     @property
@@ -349,7 +351,11 @@ class RepoIndex:
         return out
 
     def definer_counts(self) -> dict[str, int]:
-        return dict(self.db.execute("SELECT name, COUNT(DISTINCT path) FROM symbols GROUP BY name"))
+        """Name -> number of files defining it (cached until the index changes)."""
+        self._ensure_loaded()
+        if self._definers is None:
+            self._definers = dict(self.db.execute("SELECT name, COUNT(DISTINCT path) FROM symbols GROUP BY name"))
+        return self._definers
 
     def file_paths(self) -> list[str]:
         return [r[0] for r in self.db.execute("SELECT path FROM files WHERE lang != 'binary'")]

@@ -19,6 +19,8 @@ from contextflow.retrievers.bm25 import code_tokens, split_identifier
 from contextflow.retrievers.index import RepoIndex
 
 RETRIEVERS = ("bm25", "ast", "git", "embeddings")
+#: Only this many top lexical hits get the matched terms spelled out (the rest rarely reach a window).
+_EXPLAINED = 30
 
 
 @dataclass
@@ -32,9 +34,12 @@ def bm25_hits(index: RepoIndex, query: str, k: int = 100) -> list[Hit]:
     chunks = index.chunks
     hits = []
     query_terms = set(code_tokens(query))
-    for cid, score in index.bm25.search(query, k):
+    for rank, (cid, score) in enumerate(index.bm25.search(query, k)):
         chunk = chunks.get(cid)
         if chunk is None:
+            continue
+        if rank >= _EXPLAINED:
+            hits.append(Hit(cid, score, f"BM25 {score:.2f}"))
             continue
         matched = [t for t in dict.fromkeys(code_tokens(chunk.text)) if t in query_terms][:5]
         hits.append(Hit(cid, score, f"BM25 {score:.2f} on terms {', '.join(matched) or '(path)'}"))

@@ -50,10 +50,10 @@ _SECRET_DIR_FILES = {(".aws", "config"), (".kube", "config"), (".docker", "confi
 
 def is_secret_file(path: str | PurePath) -> bool:
     """True for files that exist to hold credentials; such files are never indexed or shown."""
-    parts = PurePath(str(path).replace("\\", "/")).parts
-    if not parts:
-        return False
+    parts = str(path).replace("\\", "/").strip("/").split("/")
     name = parts[-1]
+    if not name:
+        return False
     lower = name.lower()
     if lower in _SECRET_NAMES or lower.endswith(_SECRET_SUFFIXES):
         return True

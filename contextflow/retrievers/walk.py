@@ -9,6 +9,7 @@ each .gitignore found on the way down, the way git would.
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -155,6 +156,7 @@ def walk_repo(
     top = git_root(base, runner)
     result = WalkResult(files=[], git=top is not None)
     listing = _git_listing(base, runner) if top is not None else _pathspec_listing(base)
+    base_str = str(base)
     for rel in listing:
         parts = rel.split("/")
         if any(p in ALWAYS_SKIPPED_DIRS for p in parts[:-1]):
@@ -162,13 +164,12 @@ def walk_repo(
         if is_secret_file(rel):
             result.skip("secret", rel)
             continue
-        full = base / rel
         try:
-            st = full.lstat()
+            st = os.lstat(f"{base_str}/{rel}")
         except OSError:
             continue  # deleted in the work tree but still in the git index
-        if not full.is_file() or full.is_symlink():
-            continue
+        if not stat.S_ISREG(st.st_mode):
+            continue  # symlinks (may point outside the repository), sockets, submodules
         if st.st_size > max_file_bytes:
             result.skip("too large", rel)
             continue
