@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import write
+from repo_builders import write
 
 from contextflow.retrievers.index import RepoIndex
 from contextflow.retrievers.rankers import ast_hits, bm25_hits, embedding_hits, git_hits

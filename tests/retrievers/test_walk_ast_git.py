@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import git, write
+from repo_builders import git, write
 
 from contextflow.retrievers.ast_index import analyze
 from contextflow.retrievers.chunks import MAX_CHUNK_LINES, chunk_file
