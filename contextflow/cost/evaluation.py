@@ -98,3 +98,33 @@ def plot(curves: dict[str, list[dict[str, float]]], outcomes: Outcomes, path: st
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def evaluate_router(router: Any, rows: Any, *, plot_path: str | Path | None = None) -> dict[str, Any]:
+    """A router on held-out outcome rows: its own threshold's accuracy, $ cost (every call,
+    priced by the catalog from counted tokens), strong share, and the curve's APGR/CPT."""
+    from contextflow.context.tokens import count_tokens
+    from contextflow.cost import catalog
+
+    p = router.predict_many(rows.prompts, rows.weak_responses, rows.categories)
+    cascade = router.mode == "cascade"
+    weak, strong = catalog.get(router.weak), catalog.get(router.strong)
+    prompt_tokens = np.array([count_tokens(t, "gpt-4") for t in rows.prompts], dtype=float)
+
+    def out(responses: list[str] | None) -> np.ndarray:
+        return np.array([count_tokens(t, "gpt-4") for t in responses], dtype=float) if responses else np.ones(len(p))
+
+    outcomes = Outcomes(np.asarray(rows.weak_correct, bool), np.asarray(rows.strong_correct, bool),
+                        prompt_tokens * weak.input_cost_per_token + out(rows.weak_responses) * weak.output_cost_per_token,
+                        prompt_tokens * strong.input_cost_per_token + out(rows.strong_responses) * strong.output_cost_per_token,
+                        cascade)
+    to_strong = p < router.threshold
+    correct = np.where(to_strong, outcomes.strong_correct, outcomes.weak_correct)
+    cost = outcomes.strong_cost[to_strong].sum() + (outcomes.weak_cost.sum() if cascade else outcomes.weak_cost[~to_strong].sum())
+    points = curve(outcomes, p)
+    summary = metrics(outcomes, points)
+    if plot_path:
+        plot({"router": points}, outcomes, plot_path, f"router {router.meta.get('name', '')}")
+    return {"rows": len(p), "accuracy": float(correct.mean()), "cost_usd": float(cost),
+            "cost_share": float(cost / outcomes.strong_only_cost), "strong_share": float(to_strong.mean()),
+            **summary, "plot": str(plot_path) if plot_path else None}

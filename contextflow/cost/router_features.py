@@ -25,7 +25,11 @@ PROMPT_FEATURES = ("log_prompt_chars", "prompt_numbers", "prompt_questions", "pr
 ANSWER_FEATURES = (
     "calc_count", "calc_wrong", "calc_wrong_share", "has_final", "final_is_number", "final_matches_last_calc",
     "final_in_text_count", "log_answer_chars", "answer_lines", "hedges", "new_numbers_share", "final_is_integer",
+    "inline_count", "inline_wrong", "any_wrong", "prompt_numbers_unused", "final_not_last_line", "final_markers",
+    "final_has_decimal",
 )
+# Arithmetic written in the prose ("15 + 25 = 40"), checked like the calculator notes.
+_INLINE = re.compile(r"((?:\d[\d,]*\.?\d*\s*[-+*/x\u00d7]\s*)+\d[\d,]*\.?\d*)\s*=\s*\$?(-?\d[\d,]*\.?\d*)")
 
 
 def safe_arithmetic(expression: str) -> float | None:
@@ -120,7 +124,24 @@ def answer_features(prompt: str, answer: str) -> list[float]:
         float(answer.count(final_text)) if final_text else 0.0, math.log1p(len(answer)),
         float(answer.count("\n") + 1), float(sum(lowered.count(h) for h in _HEDGES)), new_share,
         float(final_value is not None and float(final_value).is_integer()),
+        *_prose_checks(prompt, answer, final_text),
     ]
+
+
+def _prose_checks(prompt: str, answer: str, final_text: str) -> list[float]:
+    total = wrong = 0
+    for expression, result in _INLINE.findall(answer.replace("<<", " ").replace(">>", " ")):
+        value = safe_arithmetic(expression.replace("x", "*").replace("\u00d7", "*"))
+        if value is None:
+            continue
+        total += 1
+        wrong += not _close(value, _number(result))
+    prompt_numbers = [n.replace(",", "").rstrip(".") for n in _NUMBER.findall(prompt)]
+    used = {n.replace(",", "").rstrip(".") for n in _NUMBER.findall(answer)}
+    unused = sum(n not in used for n in prompt_numbers) / len(prompt_numbers) if prompt_numbers else 0.0
+    lines = answer.rstrip().split("\n")
+    return [float(total), float(wrong), float(wrong > 0), unused, float(not lines[-1].lstrip().startswith("####")),
+            float(answer.count("####")), float("." in final_text)]
 
 
 def feature_matrix(prompts: list[str], answers: list[str] | None = None) -> np.ndarray:
