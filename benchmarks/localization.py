@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -27,15 +28,24 @@ from contextflow.retrievers.index import open_index
 from contextflow.state import StateDir
 
 DATA = Path("/work/shared/data/swebench/dev_instances.json")
-MIRRORS = Path("/work/.mirror")
+MIRRORS = Path(os.environ.get("CONTEXTFLOW_BENCH_MIRRORS", "/work/.mirror"))
 TREES = Path("/work/repos/trees")
 STATE = Path("/work/repos/localization-state")
 BUDGETS = (4000, 8000, 16000)
-METHODS = {"bm25": ["bm25"], "embeddings": ["embeddings"], "fused": ["bm25", "ast", "embeddings"]}
+METHODS = {"bm25": ["bm25"], "embeddings": ["embeddings"], "fused": ["bm25", "ast", "embeddings"],
+           "lexical": ["bm25", "ast"]}  # lexical: the fused engine without embeddings (fast on a CPU)
 
 
 def mirror_of(repo: str) -> Path:
     return MIRRORS / repo.replace("/", "+") / "repo"
+
+
+def commit_time(repo: str, commit: str) -> int:
+    if not mirror_of(repo).is_dir():
+        return 0
+    out = subprocess.run(["git", f"--git-dir={mirror_of(repo)}", "show", "-s", "--format=%ct", commit],
+                         capture_output=True, text=True)
+    return int(out.stdout.strip() or 0)
 
 
 def extract(repo: str, commit: str) -> Path:
@@ -84,28 +94,43 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--max-tasks", type=int, default=0, help="Stop after this many tasks (0: all).")
     parser.add_argument("--repos", default="", help="Comma-separated repository names to keep (e.g. requests,pytest).")
-    parser.add_argument("--methods", default="bm25,embeddings,fused")
+    parser.add_argument("--methods", default="bm25,embeddings,fused", help=f"Any of {', '.join(METHODS)}.")
+    parser.add_argument("--mirrors", type=Path, default=None,
+                        help="Folder of bare clones named owner+name/repo (default $CONTEXTFLOW_BENCH_MIRRORS or /work/.mirror).")
     parser.add_argument("--json", action="store_true", help="Last line: one JSON object with the figures.")
     args = parser.parse_args()
+    global MIRRORS
+    if args.mirrors is not None:
+        MIRRORS = args.mirrors
     tasks = json.loads(DATA.read_text())
     wanted = {r for r in args.repos.split(",") if r}
     tasks = [t for t in tasks if not wanted or t["repo"].split("/")[1] in wanted]
-    tasks.sort(key=lambda t: (t["repo"], t["instance_id"]))  # one repository at a time: incremental updates
+    # One repository at a time, in commit-date order: each task's tree differs little from the last,
+    # so the index update (and the embedding of changed chunks) stays small.
+    tasks.sort(key=lambda t: (t["repo"], commit_time(t["repo"], t["base_commit"]), t["instance_id"]))
     if args.max_tasks:
         tasks = tasks[: args.max_tasks]
     missing = sorted({t["repo"] for t in tasks if not mirror_of(t["repo"]).is_dir()})
     if missing:
-        print(f"skipped: repositories not fetched: {', '.join(missing)} (fetch github:<repo> first)")
+        print(f"skipped: no clone of {', '.join(missing)} under {MIRRORS} (clone or fetch github:<repo> there, "
+              "or point --mirrors / $CONTEXTFLOW_BENCH_MIRRORS at the folder)")
         if args.json:
             print(json.dumps({"skipped": f"missing repositories {missing}"}))
         return
     methods = [m for m in args.methods.split(",") if m]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise SystemExit(f"unknown method(s) {unknown}; choose from {list(METHODS)}")
     state = StateDir(STATE)
     results: dict[str, dict[int, list[tuple[bool, float]]]] = {m: {b: [] for b in BUDGETS} for m in methods}
     index_seconds = 0.0
     query_seconds: list[float] = []
     started = time.perf_counter()
+    done = 0
     for n, task in enumerate(tasks, 1):
+        if args.max_minutes and time.perf_counter() - started > args.max_minutes * 60:
+            print(f"time limit reached: stopping after {done} of {len(tasks)} tasks")
+            break
         root = extract(task["repo"], task["base_commit"])
         t0 = time.perf_counter()
         report = open_index(root, state).update(embeddings="embeddings" in methods or "fused" in methods)
@@ -123,10 +148,11 @@ def main() -> None:
             hit, recall = results[method][8000][-1]
             line.append(f"{method}@8k {'hit' if hit else 'miss'} {recall:.2f}")
         print("  ".join(line), flush=True)
-    summary: dict[str, object] = {"tasks": len(tasks), "seconds": round(time.perf_counter() - started, 1),
+        done += 1
+    summary: dict[str, object] = {"tasks": done, "tasks_selected": len(tasks), "seconds": round(time.perf_counter() - started, 1),
                                   "index_seconds": round(index_seconds, 1),
                                   "median_query_s": round(sorted(query_seconds)[len(query_seconds) // 2], 3)}
-    print(f"\n{len(tasks)} tasks; file hit / span recall")
+    print(f"\n{done} tasks; file hit / span recall")
     print(f"{'method':<12}" + "".join(f"{b // 1000}k".rjust(16) for b in BUDGETS))
     for method in methods:
         cells = []
