@@ -48,6 +48,23 @@ def _print_report(report, console) -> None:  # noqa: ANN001
         console.print(f"  skipped ({reason}): {len(paths)}")
 
 
+def _dask_encoder(index: object, address: str, model: Optional[str]):  # noqa: ANN202 - distributed is optional
+    """Point the index's embedding store at a Dask cluster; returns the client to close."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise UserError("--dask needs the [dask] extra", hint="pip install 'contextflow[dask]'") from None
+    from contextflow.retrievers.dask_embed import DaskEncoder
+
+    if address == "local":
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None)
+        client = Client(cluster)
+    else:
+        client = Client(address)
+    index.embedding_store(model, encoder=DaskEncoder(client, model))  # type: ignore[attr-defined]
+    return client
+
+
 def register(app: typer.Typer) -> None:
     @app.command("index")
     def index_command(
@@ -56,6 +73,9 @@ def register(app: typer.Typer) -> None:
         embedding_model: Optional[str] = typer.Option(None, "--embedding-model", help="sentence-transformers model name or path."),
         state_dir: Optional[Path] = typer.Option(None, "--state-dir", help="State folder (default REPO/.contextflow)."),
         as_json: bool = typer.Option(False, "--json", help="Print what changed as one JSON object."),
+        dask: Optional[str] = typer.Option(
+            None, "--dask", help="Embed on a Dask cluster: tcp://HOST:PORT, or 'local' for one on 127.0.0.1."
+        ),
     ) -> None:
         """Index REPO incrementally and show what changed since the last index."""
         from dataclasses import asdict
@@ -69,6 +89,7 @@ def register(app: typer.Typer) -> None:
         root = _check_repo(repo)
         console = Console(stderr=as_json)
         index = open_index(root, _state(state_dir, root))
+        client = _dask_encoder(index, dask, embedding_model) if dask and embeddings else None
         with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                       console=Console(stderr=True), transient=True) as bar:
             tasks: dict[str, int] = {}
@@ -80,6 +101,11 @@ def register(app: typer.Typer) -> None:
 
             report = index.update(embeddings=embeddings and embeddings_available(), model=embedding_model,
                                   progress=progress)
+        if client is not None:
+            cluster = getattr(client, "cluster", None)
+            client.close()
+            if cluster is not None:
+                cluster.close()
         if as_json:
             sys.stdout.write(json.dumps({k: v for k, v in asdict(report).items() if k != "skipped"}
                                         | {"skipped": {k: len(v) for k, v in report.skipped.items()}}) + "\n")

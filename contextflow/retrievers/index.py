@@ -151,11 +151,12 @@ class RepoIndex:
         """Whether the last update found a git work tree."""
         return self._info("git", "0") == "1"
 
-    def embedding_store(self, model: str | None = None) -> Any:
+    def embedding_store(self, model: str | None = None, encoder: Any = None) -> Any:
+        """The vector store for ``model``; ``encoder`` replaces the local one (e.g. a DaskEncoder)."""
         from contextflow.retrievers.embeddings import EmbeddingStore
 
-        if model not in self._stores:
-            self._stores[model] = EmbeddingStore(self.state.index_dir, self.key, model)
+        if model not in self._stores or encoder is not None:
+            self._stores[model] = EmbeddingStore(self.state.index_dir, self.key, model, encoder=encoder)
         return self._stores[model]
 
     # ---- indexing -------------------------------------------------------------------------

@@ -10,7 +10,7 @@ pytest.importorskip("distributed")
 pytestmark = pytest.mark.slow
 
 
-def test_dask_encoder_matches_local_encode_and_streams_every_index() -> None:
+def test_dask_encoder_matches_local_encode_and_streams_every_index(tmp_path) -> None:
     from distributed import Client, LocalCluster
 
     from contextflow.retrievers.dask_embed import DaskEncoder
@@ -30,6 +30,18 @@ def test_dask_encoder_matches_local_encode_and_streams_every_index() -> None:
             streamed[indices] = batch
 
         assert remote.encode_stream(texts, collect) == len(texts)
+
+        # The index embeds through the cluster when given the encoder (`contextflow index --dask`).
+        from contextflow.retrievers.index import open_index
+        from contextflow.state import StateDir
+
+        repo = tmp_path / "repo"
+        repo.mkdir()
+        (repo / "a.py").write_text("def alpha():\n    return 1\n\n\ndef beta():\n    return 2\n")
+        index = open_index(repo, StateDir(tmp_path / "state"))
+        index.embedding_store(None, encoder=remote)
+        report = index.update(embeddings=True)
+        assert report.embedded > 0
     local = get_encoder().encode(texts)
     assert remote.model_id == get_encoder().model_id and remote.dim == local.shape[1]
     cosine = np.sum(vectors * local, axis=1) / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(local, axis=1))
