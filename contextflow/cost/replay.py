@@ -138,7 +138,7 @@ def replay_node(node_id: str, node_spec: Mapping[str, Any], attempts: list[Mappi
             cost += reach * float(seen.get("cost_usd") or 0)
             outcome = _passed(seen)
             p_pass = float(outcome) if outcome is not None else pricer.prior(model)
-            recorded.append(outcome is not None)
+            recorded.append(True)  # a call on record: its real cost (and verdict, when checked)
         else:
             cost += reach * pricer.cost(model, tokens_in, tokens_out)
             p_pass = pricer.prior(model)

@@ -70,3 +70,49 @@ async def test_llm_judge_scores_against_threshold() -> None:
     assert [v.passed for v in verdicts] == [True, False]
     assert verdicts[0].score == pytest.approx(0.9)
     assert verdicts[0].cost_usd > 0
+
+
+async def test_shell_command_is_stopped_at_its_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("contextflow.cost.verifiers.SHELL_TIMEOUT_S", 0.3)
+    verdict = (await run_verifiers([VerifySpec(kind="shell", command="sleep 5")], None, text="", workdir=tmp_path))[0]
+    assert not verdict.passed and "timed out" in verdict.detail
+
+
+async def test_llm_judge_through_a_mocked_litellm_response(monkeypatch: pytest.MonkeyPatch) -> None:
+    import litellm
+
+    seen: dict = {}
+
+    async def fake_acompletion(**kwargs: object) -> object:
+        seen.update(kwargs)
+        return litellm.ModelResponse(
+            choices=[{"index": 0, "message": {"role": "assistant", "content": '{"score": 0.4, "reason": "misses a step"}'}}],
+            usage={"prompt_tokens": 30, "completion_tokens": 8, "total_tokens": 38},
+        )
+
+    monkeypatch.setattr(litellm, "acompletion", fake_acompletion)
+    spec = VerifySpec(kind="judge", model="gpt-4o-mini", rubric="Shows every step?", threshold=0.5)
+    verdict = (await run_verifiers([spec], None, text="it is 4"))[0]
+    assert seen["model"] == "gpt-4o-mini" and "Shows every step?" in seen["messages"][1]["content"]
+    assert not verdict.passed and verdict.score == pytest.approx(0.4) and "misses a step" in verdict.detail
+    assert verdict.usage == {"input_tokens": 30, "output_tokens": 8}
+
+
+async def test_judge_reply_that_is_not_a_score_fails_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    import litellm
+
+    async def fake_acompletion(**kwargs: object) -> object:
+        return litellm.ModelResponse(choices=[{"index": 0, "message": {"role": "assistant", "content": "looks good!"}}])
+
+    monkeypatch.setattr(litellm, "acompletion", fake_acompletion)
+    verdict = (await run_verifiers([VerifySpec(kind="judge", model="gpt-4o-mini")], None, text="x"))[0]
+    assert not verdict.passed and "not a score" in verdict.detail
+
+
+async def test_gsm8k_arithmetic_verifier_catches_a_wrong_calculator_note() -> None:
+    spec = VerifySpec(kind="python", function="contextflow.cost.router_features:arithmetic_consistent")
+    good = "2 boxes of 9 is 2*9=<<2*9=18>>18\n#### 18"
+    wrong_note = "2 boxes of 9 is 2*9=<<2*9=19>>19\n#### 19"
+    wrong_final = "2 boxes of 9 is 2*9=<<2*9=18>>18\n#### 20"
+    verdicts = [(await run_verifiers([spec], t, text=t))[0].passed for t in (good, wrong_note, wrong_final)]
+    assert verdicts == [True, False, False]
