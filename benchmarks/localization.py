@@ -32,8 +32,11 @@ MIRRORS = Path(os.environ.get("CONTEXTFLOW_BENCH_MIRRORS", "/work/.mirror"))
 TREES = Path("/work/repos/trees")
 STATE = Path("/work/repos/localization-state")
 BUDGETS = (4000, 8000, 16000)
-METHODS = {"bm25": ["bm25"], "embeddings": ["embeddings"], "fused": ["bm25", "ast", "embeddings"],
-           "lexical": ["bm25", "ast"]}  # lexical: the fused engine without embeddings (fast on a CPU)
+#: method -> (retrievers, extra build_context options). The single-retriever baselines are plain:
+#: no test-file prior (and no expansion, which needs more than one retriever).
+METHODS = {"bm25": (["bm25"], {"test_factor": 1.0}), "embeddings": (["embeddings"], {"test_factor": 1.0}),
+           "fused": (["bm25", "ast", "embeddings"], {}),
+           "lexical": (["bm25", "ast"], {})}  # lexical: the fused engine without embeddings (fast on a CPU)
 
 
 def mirror_of(repo: str) -> Path:
@@ -97,6 +100,8 @@ def main() -> None:
     parser.add_argument("--methods", default="bm25,embeddings,fused", help=f"Any of {', '.join(METHODS)}.")
     parser.add_argument("--mirrors", type=Path, default=None,
                         help="Folder of bare clones named owner+name/repo (default $CONTEXTFLOW_BENCH_MIRRORS or /work/.mirror).")
+    parser.add_argument("--max-minutes", type=float, default=0,
+                        help="Stop starting new tasks after this many minutes; figures cover the finished ones (0: no limit).")
     parser.add_argument("--json", action="store_true", help="Last line: one JSON object with the figures.")
     args = parser.parse_args()
     global MIRRORS
@@ -141,8 +146,9 @@ def main() -> None:
         for method in methods:
             for budget in BUDGETS:
                 t1 = time.perf_counter()
+                retrievers, options = METHODS[method]
                 window = build_context(root, task["problem_statement"], budget_tokens=budget,
-                                       retrievers=METHODS[method], state=state)
+                                       retrievers=retrievers, state=state, refresh=False, **options)
                 query_seconds.append(time.perf_counter() - t1)
                 results[method][budget].append(score(window, task["expected_spans"], lines))
             hit, recall = results[method][8000][-1]

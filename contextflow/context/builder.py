@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from contextflow.context.fusion import expand, reciprocal_rank_fusion
+from contextflow.context.fusion import apply_path_prior, expand, reciprocal_rank_fusion
 from contextflow.context.packing import pack
 from contextflow.context.window import ContextWindow, Format
 from contextflow.errors import UserError
@@ -85,6 +85,7 @@ def build_context(
     expand_graph: bool = True,
     per_retriever: int = 100,
     refresh: bool = True,
+    test_factor: float = 0.4,
 ) -> ContextWindow:
     """The best window of at most ``budget_tokens`` tokens of ``repo`` for ``query``.
 
@@ -93,6 +94,7 @@ def build_context(
     context limit bounds the budget. The index under ``state`` (default: the repository's
     ``.contextflow/``) is brought up to date first, incrementally; ``refresh=False`` skips that
     check (a walk of the tree) when an index exists, for callers that update it themselves.
+    ``test_factor`` scales test files' scores unless the query asks for tests (1.0 turns it off).
     """
     budget = check_budget(budget_tokens, model)
     if fmt not in _FORMATS:
@@ -125,7 +127,7 @@ def build_context(
             rankings[name] = embedding_hits(index, query, per_retriever, embedding_model)
         timings[f"{name}_s"] = time.perf_counter() - t
     t = time.perf_counter()
-    ranked = reciprocal_rank_fusion(rankings, weights)
+    ranked = apply_path_prior(reciprocal_rank_fusion(rankings, weights), index.chunks, query, test_factor)
     if expand_graph and len(chosen) > 1:
         scores = index.bm25.scores(query)
         position = {cid: float(scores[i]) for i, cid in enumerate(index.bm25.ids)} if scores.size else {}

@@ -37,7 +37,10 @@ class Candidate:
         return self.sources[0]
 
     def reason(self) -> str:
-        return "; ".join(f"{s}: {self.reasons[s]}" for s in self.sources if s in self.reasons)
+        parts = [f"{s}: {self.reasons[s]}" for s in self.sources if s in self.reasons]
+        if "prior" in self.reasons:
+            parts.append(self.reasons["prior"])
+        return "; ".join(parts)
 
 
 def reciprocal_rank_fusion(
@@ -61,6 +64,37 @@ def reciprocal_rank_fusion(
             c.score /= top
             c.contributions = {s: v / top for s, v in c.contributions.items()}
     return ranked
+
+
+_TEST_DIRS = {"test", "tests", "testing", "__tests__", "spec", "specs", "fixtures", "testdata"}
+_TEST_FILE = re.compile(r"(^test_.*|.*_test|.*_tests|.*\.(test|spec))\.[A-Za-z0-9]+$|^conftest\.py$")
+#: A query that asks for tests to be written or fixed, or names a test file, wants test files.
+_ASKS_ABOUT_TESTS = re.compile(r"\b(add|write|fix|update)\w* (a |the |some |unit |more )?tests?\b"
+                               r"|\b[\w/.-]*(test_\w+|\w+_test|\w+\.(test|spec))\.[a-z]{1,4}\b", re.I)
+
+
+def is_test_path(path: str) -> bool:
+    """True for files that test code rather than implement it (by folder or file-name convention)."""
+    parts = path.split("/")
+    return any(p.lower() in _TEST_DIRS for p in parts[:-1]) or bool(_TEST_FILE.match(parts[-1]))
+
+
+def apply_path_prior(ranked: list[Candidate], chunks: Mapping[str, object], query: str,
+                     test_factor: float = 0.4) -> list[Candidate]:
+    """Scale down test files' chunks unless the query asks for tests or names a test file.
+
+    An issue usually quotes the failing behaviour, and test files quote the same code and names, so
+    they outrank the implementation lexically while rarely being what has to be read or changed.
+    """
+    if test_factor == 1.0 or _ASKS_ABOUT_TESTS.search(query):
+        return ranked
+    for cand in ranked:
+        chunk = chunks.get(cand.chunk_id)
+        if chunk is not None and is_test_path(chunk.path):  # type: ignore[attr-defined]
+            cand.score *= test_factor
+            cand.contributions = {s: v * test_factor for s, v in cand.contributions.items()}
+            cand.reasons.setdefault("prior", f"test file, weighted x{test_factor}")
+    return sorted(ranked, key=lambda c: -c.score)
 
 
 def expand(

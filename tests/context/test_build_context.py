@@ -161,3 +161,41 @@ def test_cli_bad_input_exits_2_without_traceback(tmp_path):
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 2 and "unknown retriever" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_test_files_are_weighted_down_unless_the_query_asks_for_tests():
+    from contextflow.context.fusion import Candidate, apply_path_prior, is_test_path
+
+    class Chunk:
+        def __init__(self, path):
+            self.path = path
+
+    assert is_test_path("tests/functional/u/unused.py") and is_test_path("pkg/foo_test.go")
+    assert is_test_path("web/a.spec.ts") and not is_test_path("pkg/testutils.py")
+    chunks = {"t": Chunk("tests/test_net.py"), "s": Chunk("net.py")}
+
+    def fresh():
+        return [Candidate("t", 1.0, {"bm25": 1.0}), Candidate("s", 0.8, {"bm25": 0.8})]
+
+    ranked = apply_path_prior(fresh(), chunks, "send_request times out")
+    assert [c.chunk_id for c in ranked] == ["s", "t"] and "prior" in ranked[1].reasons
+    asked = apply_path_prior(fresh(), chunks, "please add a test for send_request")
+    assert [c.chunk_id for c in asked] == ["t", "s"]
+    off = apply_path_prior(fresh(), chunks, "send_request times out", test_factor=1.0)
+    assert [c.chunk_id for c in off] == ["t", "s"]
+
+
+def test_retrieve_node_in_a_pipeline_yields_a_window(make_repo, tmp_path, state_home):
+    from contextflow.runtime import run
+
+    root = make_repo()
+    pipeline = tmp_path / "ctx.yaml"
+    pipeline.write_text(
+        "name: ctx_only\ninputs:\n  q: {type: string}\n  repo: {type: string}\nnodes:\n"
+        "  - id: context\n    kind: retrieve\n    repo: \"${inputs.repo}\"\n    query: \"${inputs.q}\"\n"
+        "    budget_tokens: 600\n    retrievers: [bm25, ast, git]\noutputs:\n  window: \"${context}\"\n"
+    )
+    result = run(pipeline, {"q": QUERY, "repo": str(root)}, project=tmp_path)
+    window = result.nodes["context"].value
+    assert result.status == "succeeded" and isinstance(window, ContextWindow)
+    assert 0 < window.used_tokens <= 600 and "net.py" in {i.path for i in window.items}
