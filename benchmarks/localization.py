@@ -29,8 +29,8 @@ from contextflow.state import StateDir
 
 DATA = Path("/work/shared/data/swebench/dev_instances.json")
 MIRRORS = Path(os.environ.get("CONTEXTFLOW_BENCH_MIRRORS", "/work/.mirror"))
-TREES = Path("/work/repos/trees")
-STATE = Path("/work/repos/localization-state")
+TREES = Path(os.environ.get("CONTEXTFLOW_BENCH_TREES", "/work/repos/trees"))
+STATE = Path(os.environ.get("CONTEXTFLOW_BENCH_STATE", "/work/repos/localization-state"))
 BUDGETS = (4000, 8000, 16000)
 #: method -> (retrievers, extra build_context options). The single-retriever baselines are plain:
 #: no test-file prior (and no expansion, which needs more than one retriever).
