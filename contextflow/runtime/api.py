@@ -127,7 +127,12 @@ async def _execute(
     resumed: bool = False,
     checkpoint: CheckpointMode = "node",
     plan: Plan | None = None,
+    autonomy: str | None = None,
 ) -> RunResult:
+    if gate is None:
+        from contextflow.runtime.approvals import gate_for
+
+        gate = gate_for(spec, autonomy, store, run_id)
     try:
         plan = plan if plan is not None and plan.spec is spec else build_plan(spec)
     except PlanError as exc:
@@ -211,7 +216,7 @@ async def arun(
         return await _execute(
             spec, bound, run_id=run_id, state=state, store=store, sinks=sinks, trace=trace, executor=executor,
             budget=_budget(spec, budget, ledger=ledger), model=model, workdir=root, cache=cache, allow_imports=allow_imports,
-            gate=gate, checkpoint=checkpoint, plan=plan,
+            gate=gate, checkpoint=checkpoint, plan=plan, autonomy=autonomy,
         )
     finally:
         store.release_run(run_id)
@@ -253,7 +258,7 @@ async def aresume(
             executor=executor, budget=_budget(spec, budget, spent_cost, spent_tokens, ledger), model=options.get("model"),
             workdir=Path(options.get("workdir") or Path.cwd()), cache=bool(options.get("cache", True)),
             allow_imports=options.get("allow_imports") or (), gate=gate, prior=prior, resumed=True,
-            checkpoint=options.get("checkpoint") or "node",
+            checkpoint=options.get("checkpoint") or "node", autonomy=options.get("autonomy"),
         )
     finally:
         store.release_run(run_id)
