@@ -63,8 +63,21 @@ async def _cascade(caller: LLMCaller, ladder: list[str], messages: list[dict[str
         last = outcome
         if all(r.get("passed") for r in records):
             return outcome
+        if rung + 1 < len(ladder):
+            stop = await _escalation_check(caller, ladder[rung + 1], messages)
+            if stop is not None:  # held for a person, or the budget cannot cover the next rung
+                if caller.spend.attempts:
+                    caller.spend.attempts[-1]["escalation"] = {**stop, "rung": rung + 1}
+                return outcome
     assert last is not None
     return last
+
+
+async def _escalation_check(caller: LLMCaller, model: str, messages: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The run's escalation guard (set by the approval gate, ``contextflow.runtime.approvals``):
+    None to step up to ``model``; a record to stop at the current answer."""
+    guard = caller.ctx.extras.get("escalation_guard")
+    return await guard(caller, model, messages) if guard is not None else None
 
 
 def _account_verifier_spend(caller: LLMCaller, records: list[dict[str, Any]]) -> None:
