@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import json
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,9 @@ from contextflow.trace.schema import writer
 
 MAX_TEXT = 100_000  # characters of a prompt or response kept per span
 FLUSH_INTERVAL_S = 0.25
+# After close, the writer lets the run finish its own closing work (run store, executor) first
+# instead of competing with it for the GIL; readers and close(wait=True) cut the wait short.
+CLOSE_GRACE_S = 0.1
 
 _live: set["TraceSink"] = set()
 _live_lock = threading.Lock()
@@ -33,6 +37,7 @@ def drain(db_path: str | Path | None = None, timeout: float = 30.0) -> None:
         sinks = [s for s in _live if db_path is None or s.db_path == Path(db_path)]
     for sink in sinks:
         if sink._closed:
+            sink._hurry.set()
             sink._thread.join(timeout)
 
 
@@ -80,11 +85,13 @@ class TraceSink:
         self._buffer: list[ev.Event] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
+        self._hurry = threading.Event()
         self._closed = False
         self._node_started: dict[tuple[str, str], float] = {}
         self._node_kind: dict[tuple[str, str], str] = {}
         self._attempt_started: dict[tuple[str, str, int, int | None], tuple[float, Any]] = {}
         self._open_rows: set[tuple[str, str]] = set()
+        self.writer_cpu_s = 0.0  # CPU the writer thread spent turning events into rows and writing them
         self._thread = threading.Thread(target=self._loop, name="contextflow-trace", daemon=True)
         with _live_lock:
             _live.add(self)
@@ -106,18 +113,25 @@ class TraceSink:
             self._closed = True
             self._wake.set()
         if wait:
+            self._hurry.set()
             self._thread.join()
 
     def _loop(self) -> None:
         try:
             while not self._closed:
                 self._wake.wait(FLUSH_INTERVAL_S)
-                if self._buffer:
-                    self.flush()
-            self.flush()
+                if self._buffer and not self._closed:
+                    self._timed_flush()
+            self._hurry.wait(CLOSE_GRACE_S)
+            self._timed_flush()
         finally:
             with _live_lock:
                 _live.discard(self)
+
+    def _timed_flush(self) -> None:
+        start = time.thread_time()
+        self.flush()
+        self.writer_cpu_s += time.thread_time() - start
 
     def _write(self, events: list[ev.Event]) -> None:
         runs: list[tuple[Any, ...]] = []

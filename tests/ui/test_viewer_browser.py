@@ -56,3 +56,47 @@ def test_the_api_refuses_path_traversal(viewer) -> None:
         assert "root:" not in response.text
     assert httpx.get(base + "/api/runs/run-1").json()["cost_usd"] == pytest.approx(0.007)
     assert httpx.get(base + "/api/runs/run-1/whatif", params={"node": "c", "model": "no-such-model"}).status_code == 400
+
+
+def test_runs_list_sorts_filters_and_compares_two_picked_runs(viewer, page) -> None:
+    from contextflow.trace import TraceSink
+    from synthetic_trace import synthetic_run
+
+    base, state = viewer
+    sink = TraceSink(state.traces_db)  # a second, later run whose node c used another model
+    for event in synthetic_run("run-2", t0=2000.0, model_c="gpt-4o"):
+        sink(event)
+    sink.close(wait=True)
+    page.goto(base + "/")
+    page.wait_for_selector("body[data-ready='1']")
+    order = lambda: page.locator("#runs tbody tr").evaluate_all("rows => rows.map(r => r.dataset.run)")  # noqa: E731
+    assert order() == ["run-2", "run-1"]  # newest first by default
+    page.click("#runs th:text('Run')")
+    assert order() == ["run-2", "run-1"]
+    page.click("#runs th:text('Run')")
+    assert order() == ["run-1", "run-2"]
+    page.fill("#filter", "gpt-4o-mini")
+    assert order() == ["run-1"]
+    page.fill("#filter", "")
+    for box in page.locator("#runs tbody input[type=checkbox]").all():
+        box.check()
+    page.click("#compare")
+    page.wait_for_selector("#compare-table")
+    row_c = page.locator("#compare-table tbody tr", has_text="gpt-4o-mini")
+    assert row_c.count() == 1 and "gpt-4o" in row_c.inner_text()
+
+
+def test_what_if_reprices_a_node_under_another_model(viewer, page) -> None:
+    from contextflow.cost.catalog import get
+
+    base, _ = viewer
+    page.goto(base + "/#/run/run-1")
+    page.wait_for_selector("#whatif-node")
+    page.select_option("#whatif-node", "c")
+    page.fill("#whatif-model", "gpt-4o")
+    page.click("#whatif button")
+    page.wait_for_function("() => document.querySelector('#whatif-result').textContent.includes('$')")
+    text = page.inner_text("#whatif-result")
+    info = get("gpt-4o")  # node c made two calls: 200 input and 50 output tokens in all
+    expected = 200 * info.input_cost_per_token + 50 * info.output_cost_per_token
+    assert f"{expected:.6f}" in text, text
