@@ -32,7 +32,7 @@ import numpy as np
 
 import contextflow  # noqa: F401  (offline settings)
 from contextflow.cost import catalog
-from contextflow.cost.evaluation import Outcomes, curve, metrics, plot
+from contextflow.cost.evaluation import Outcomes, curve, gain_per_dollar, metrics, plot
 from contextflow.cost.router import embed, fit
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "routellm"
@@ -72,11 +72,14 @@ def costs(prompt_tokens: np.ndarray, weak_out: np.ndarray, strong_out: np.ndarra
     return weak, strong
 
 
-def out_of_fold(rows_x: dict[str, Any], y: np.ndarray, folds: int = 5, seed: int = 0, **fit_args: Any) -> np.ndarray:
+def out_of_fold(rows_x: dict[str, Any], y: np.ndarray, folds: int = 5, seed: int = 0, strat: np.ndarray | None = None,
+                **fit_args: Any) -> np.ndarray:
     from sklearn.model_selection import StratifiedKFold
 
     p = np.zeros(len(y))
-    for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y):
+    # The same folds for every head (``strat`` fixes them), so no head ever scores its training rows.
+    labels = y if strat is None else strat
+    for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), labels):
         def pick(value: Any, idx: np.ndarray) -> Any:
             if value is None:
                 return None
@@ -125,17 +128,39 @@ def gsm8k(path: Path | None, plot_dir: Path) -> dict[str, Any]:
     weak_cost, strong_cost = costs(prompt_tokens, tokens(t["answers"]), tokens([r["strong_response"] for r in target]))
     outcomes = Outcomes(t["y"].astype(bool), t["strong"].astype(bool), weak_cost, strong_cost, cascade=True)
     if path:
-        router = fit(d["prompts"], d["y"], weak=WEAK, strong=STRONG, answers=d["answers"], embeddings=d["embeddings"])
+        router = fit(d["prompts"], d["y"], weak=WEAK, strong=STRONG, answers=d["answers"], embeddings=d["embeddings"], c="auto")
         p = router.predict_many(t["prompts"], t["answers"], None, t["embeddings"])
-        no_embed = fit(d["prompts"], d["y"], weak=WEAK, strong=STRONG, answers=d["answers"], pca_dims=0)
+        no_embed = fit(d["prompts"], d["y"], weak=WEAK, strong=STRONG, answers=d["answers"], pca_dims=0, c="auto")
         p_plain = no_embed.predict_many(t["prompts"], t["answers"])
+        strong_head = fit(d["prompts"], d["strong"], weak=WEAK, strong=STRONG, embeddings=d["embeddings"], pca_dims=16, c="auto")
+        q = strong_head.predict_many(t["prompts"], None, None, t["embeddings"])
+        out_model = np.polyfit(tokens(d["answers"]), tokens([r["strong_response"] for r in dev]), 1)
     else:
-        p = out_of_fold(d, d["y"])
-        p_plain = out_of_fold({**d, "embeddings": None}, d["y"], pca_dims=0)
+        both = d["y"] * 2 + d["strong"]
+        p = out_of_fold(d, d["y"], strat=both, c="auto")
+        p_plain = out_of_fold({**d, "embeddings": None}, d["y"], pca_dims=0, strat=both, c="auto")
+        q = out_of_fold({**d, "answers": None}, d["strong"], strat=both, pca_dims=16, c="auto")
+        out_model = None
+    # The strong answer's length is predicted from the weak answer's (a linear fit; out of fold
+    # when evaluating on the dev half), so the key uses no figure unknown before the strong call.
+    weak_out = tokens(t["answers"])
+    if out_model is not None:
+        strong_out = np.polyval(out_model, weak_out)
+    else:
+        from sklearn.model_selection import KFold
+
+        actual = tokens([r["strong_response"] for r in target])
+        strong_out = np.zeros(len(weak_out))
+        for train, test in KFold(5, shuffle=True, random_state=0).split(weak_out):
+            strong_out[test] = np.polyval(np.polyfit(weak_out[train], actual[train], 1), weak_out[test])
+    strong_price = catalog.get(STRONG)
+    expected_strong = prompt_tokens * strong_price.input_cost_per_token + \
+        np.maximum(strong_out, 10) * strong_price.output_cost_per_token
     from contextflow.cost.router_features import arithmetic_consistent
 
     verifier_only = np.array([1.0 if arithmetic_consistent(a) else 0.0 for a in t["answers"]]) + np.linspace(0, 1e-6, len(t["answers"]))
     return report("GSM8K", outcomes, {
+        "cascade router, gain per $ (two heads)": gain_per_dollar(p, q, expected_strong),
         "cascade router (answer checks + embedding)": p,
         "cascade router (answer checks only)": p_plain,
         "arithmetic verifier alone": verifier_only,
@@ -155,8 +180,14 @@ def mmlu(plot_dir: Path, rows_limit: int | None) -> dict[str, Any]:
     one = np.ones(len(rows))
     weak_cost, strong_cost = costs(tokens(prompts), one, one)
     outcomes = Outcomes(y.astype(bool), strong, weak_cost, strong_cost, cascade=False)
-    p = out_of_fold(d, y, pca_dims=64)
-    return report("MMLU", outcomes, {"prompt router (embedding + subject)": p}, plot_dir)
+    both = y * 2 + strong
+    p = out_of_fold(d, y, pca_dims=64, strat=both)
+    q = out_of_fold(d, strong.astype(int), pca_dims=64, strat=both)
+    # The prompt's tokens are known before the call, so the extra cost of going strong is too.
+    return report("MMLU", outcomes, {
+        "prompt router, gain per $ (two heads)": gain_per_dollar(p, q, strong_cost - weak_cost),
+        "prompt router (embedding + subject)": p,
+    }, plot_dir)
 
 
 def main() -> None:

@@ -128,3 +128,15 @@ def evaluate_router(router: Any, rows: Any, *, plot_path: str | Path | None = No
     return {"rows": len(p), "accuracy": float(correct.mean()), "cost_usd": float(cost),
             "cost_share": float(cost / outcomes.strong_only_cost), "strong_share": float(to_strong.mean()),
             **summary, "plot": str(plot_path) if plot_path else None}
+
+
+def gain_per_dollar(p_weak_ok: np.ndarray, p_strong_ok: np.ndarray | None, extra_cost: np.ndarray) -> np.ndarray:
+    """A routing key (lower goes strong first): the expected accuracy gained per extra dollar.
+
+    Sending request i strong gains P(strong right) - P(weak right) and costs the strong call
+    (in a cascade) or the difference of the two calls. Ranking by gain alone sends long, costly
+    prompts first and can lose to random routing in cost terms; per dollar it does not.
+    ``p_strong_ok`` None assumes the strong model is always right.
+    """
+    gain = (1.0 if p_strong_ok is None else np.asarray(p_strong_ok)) - np.asarray(p_weak_ok)
+    return -gain / np.maximum(np.asarray(extra_cost, dtype=float), 1e-12)

@@ -111,7 +111,7 @@ def fit(
     categories: Sequence[str] | None = None,
     embeddings: np.ndarray | None = None,
     pca_dims: int = 32,
-    c: float = 0.5,
+    c: float | Literal["auto"] = 0.5,
     name: str = "router",
 ) -> Router:
     """Train a router on recorded outcomes (``weak_correct[i]``: was the cheap answer good)."""
@@ -131,7 +131,18 @@ def fit(
     x = router.features(prompts, answers, categories, embeddings)
     mean, scale = x.mean(axis=0), x.std(axis=0)
     scale[scale == 0] = 1.0
-    model = LogisticRegression(C=c, max_iter=2000).fit((x - mean) / scale, y)
+    if c == "auto":  # regularisation chosen by inner cross-validation on the training rows only
+        from sklearn.linear_model import LogisticRegressionCV
+
+        import warnings
+
+        model = LogisticRegressionCV(Cs=[0.01, 0.03, 0.1, 0.3, 1.0], cv=5, scoring="neg_log_loss", max_iter=2000)
+        with warnings.catch_warnings():  # scikit-learn's notices about future defaults, not about this fit
+            warnings.simplefilter("ignore", FutureWarning)
+            model.fit((x - mean) / scale, y)
+        router.meta["c"] = float(model.C_[0])
+    else:
+        model = LogisticRegression(C=c, max_iter=2000).fit((x - mean) / scale, y)
     router.coef, router.intercept = model.coef_[0].tolist(), float(model.intercept_[0])
     router.mean, router.scale = mean.tolist(), scale.tolist()
     return router
