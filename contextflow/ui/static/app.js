@@ -223,8 +223,57 @@ function nodeDetails(run, nodeId) {
     }
   }
   if ("contextflow.output" in attrs) out.push(h("b", {}, "Output"), h("pre", { class: "output" }, text(attrs["contextflow.output"])));
-  if (attrs["contextflow.proposal"] !== undefined) out.push(h("b", {}, "Waiting for approval; proposal:"), h("pre", {}, text(attrs["contextflow.proposal"])));
+  if (attrs["contextflow.proposal"] !== undefined) out.push(h("b", {}, "Waiting for approval; proposal:"), h("pre", {}, text(attrs["contextflow.proposal"])),
+    EMBEDDED ? null : approvalPanel(run.run_id, nodeId));
   return out;
+}
+
+// ---- approvals (contextflow/ui/approvals.py): approve / edit / reject a waiting node -----------
+async function decide(runId, nodeId, action, body) {
+  const res = await fetch(`/api/runs/${encodeURIComponent(runId)}/nodes/${encodeURIComponent(nodeId)}/${action}`, {
+    method: "POST", headers: { "Content-Type": "application/json", "X-Contextflow-Action": "1" }, body: JSON.stringify(body) });
+  const out = await res.json();
+  if (!res.ok) throw new Error(out.detail || res.statusText);
+  return out;
+}
+
+async function waitForRun(runId, note) {
+  for (let i = 0; i < 240; i++) {
+    await new Promise((r) => setTimeout(r, 500));
+    const p = await api(`/api/runs/${encodeURIComponent(runId)}/pending`).catch(() => null);
+    const state = p && p.resume ? p.resume.state : "done";
+    if (state === "error") { note.textContent = `resume failed: ${p.resume.error}`; return; }
+    if (state === "done") { note.textContent = `run ${p && p.resume ? p.resume.status : "resumed"}`; route(); return; }
+  }
+  note.textContent = "the run is still going; reload the page to see it";
+}
+
+function approvalPanel(runId, nodeId) {
+  const box = h("div", { class: "toolbar", id: "approval" }, h("span", { class: "muted" }, "Loading the decision…"));
+  api(`/api/runs/${encodeURIComponent(runId)}/pending`).then((p) => {
+    const entry = p.nodes[nodeId];
+    if (!entry) { box.replaceChildren(h("span", { class: "muted" }, "No decision is needed for this node now.")); return; }
+    const note = h("span", { id: "approval-note" });
+    const comment = h("input", { id: "approval-comment", placeholder: "comment (optional)", size: 30 });
+    const editor = h("textarea", { id: "approval-edit", rows: 8, cols: 80 });
+    editor.value = text(entry.editable ?? "");
+    const act = (action, body) => async () => {
+      note.textContent = "recording…";
+      try {
+        const out = await decide(runId, nodeId, action, { ...body(), comment: comment.value || null });
+        note.textContent = out.resuming ? "decision recorded; resuming the run…" : "decision recorded";
+        if (out.resuming) await waitForRun(runId, note); else route();
+      } catch (e) { note.textContent = String(e.message || e); }
+    };
+    const parsed = () => { try { return { value: JSON.parse(editor.value) }; } catch (e) { return { value: editor.value }; } };
+    box.replaceChildren(
+      h("button", { id: "approve", onclick: act("approve", () => ({})) }, "Approve"),
+      h("button", { id: "edit", onclick: act("edit", parsed) }, "Save edit and go on"),
+      h("button", { id: "reject", onclick: act("reject", () => ({ abort: false })) }, "Reject (skip branch)"),
+      h("button", { id: "abort", onclick: act("reject", () => ({ abort: true })) }, "Reject and abort run"),
+      comment, note, h("div", {}, h("b", {}, "Edit (JSON; inputs before a tool runs, else the output):")), editor);
+  }).catch((e) => box.replaceChildren(h("span", { class: "error" }, String(e.message || e))));
+  return box;
 }
 
 const card = (label, value) => h("div", { class: "card" }, h("div", { class: "label" }, label), h("div", { class: "value" }, value));

@@ -1,0 +1,136 @@
+"""Approvals from the viewer: a run waits at a side effect, a person approves it in the browser,
+the viewer resumes the run and it finishes. Plus the endpoints' guards (no browser needed)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+
+
+def _waiting_run(project: Path, *, content: str = "hello from the model") -> str:
+    """A real run at autonomy 'ask': 'draft' (python) feeds 'save' (write_file), which waits."""
+    from contextflow.dags.imports import register_function
+    from contextflow.runtime import run
+
+    register_function(lambda: content, "approval_browser_helpers:draft")
+    spec = {
+        "name": "approve-in-browser",
+        "nodes": [
+            {"id": "draft", "kind": "python", "function": "approval_browser_helpers:draft"},
+            {"id": "save", "kind": "tool", "tool": "write_file", "args": {"path": "notes/out.txt", "content": "${draft}"}},
+            {"id": "done", "kind": "python", "function": "approval_browser_helpers:draft", "depends_on": ["save"]},
+        ],
+    }
+    result = run(spec, project=project, workdir=project, autonomy="ask", cache=False)
+    assert result.status == "waiting", result.error
+    assert result.nodes["save"].status == "waiting"
+    assert not (project / "notes" / "out.txt").exists()
+    return result.run_id
+
+
+@pytest.fixture()
+def live_viewer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """(base url, project folder, router) of a viewer over a project with one waiting run."""
+    import uvicorn
+
+    from contextflow.state import StateDir
+    from contextflow.ui.app import create_app
+
+    project = tmp_path / "project"
+    project.mkdir()
+    monkeypatch.delenv("CONTEXTFLOW_HOME", raising=False)
+    run_id = _waiting_run(project)
+    app = create_app(StateDir.for_project(project))
+    from contextflow.ui.approvals import resumer_of
+
+    router = resumer_of(StateDir.for_project(project))
+    sock_port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=sock_port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 20
+    while not server.started and time.time() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{sock_port}", project, run_id, router
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.browser
+def test_approving_a_waiting_node_in_the_viewer_finishes_the_run(live_viewer, page) -> None:
+    base, project, run_id, resumer = live_viewer
+    page.goto(f"{base}/#/run/{run_id}")
+    page.wait_for_selector("#dag")
+    page.click("#dag [data-node='save']")
+    page.wait_for_selector("#approval #approve")
+    details = page.inner_text("#details")
+    assert "+++ b/notes/out.txt" in details and "+hello from the model" in details  # the diff it would write
+    page.fill("#approval-comment", "looks right")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "viewer-approval-panel.png"), full_page=True)
+    page.click("#approval #approve")
+    page.wait_for_function("() => (document.querySelector('#totals') || {}).innerText?.includes('succeeded')",
+                           timeout=60_000)
+    page.screenshot(path=str(ARTIFACTS / "viewer-approved.png"), full_page=True)
+    assert (project / "notes" / "out.txt").read_text() == "hello from the model"
+
+    from contextflow.runtime.approvals import decisions
+
+    made = decisions(run_id, project=project)
+    assert [(d.node_id, d.decision, d.comment, d.applied) for d in made] == [("save", "approve", "looks right", True)]
+    from contextflow.runtime.store import RunStore
+    from contextflow.state import StateDir
+
+    with RunStore(StateDir.for_project(project).runs_db) as store:
+        assert store.get_run(run_id).status == "succeeded"
+        assert {n: r.status for n, r in store.load_nodes(run_id).items()} == {
+            "draft": "succeeded", "save": "succeeded", "done": "succeeded"}
+
+
+def test_decision_endpoints_refuse_cross_site_requests_and_bad_ids(live_viewer) -> None:
+    base, project, run_id, resumer = live_viewer
+    url = f"{base}/api/runs/{run_id}/nodes/save/approve"
+    # A cross-site page cannot add the custom header without a preflight this app never grants.
+    assert httpx.post(url, json={}).status_code == 403
+    assert httpx.post(f"{base}/api/runs/..%2Fx/nodes/save/approve", json={},
+                      headers={"X-Contextflow-Action": "1"}).status_code in (400, 404)
+    bad_node = httpx.post(f"{base}/api/runs/{run_id}/nodes/no-such/approve", json={},
+                          headers={"X-Contextflow-Action": "1"})
+    assert bad_node.status_code == 400
+    not_waiting = httpx.post(f"{base}/api/runs/{run_id}/nodes/draft/approve", json={},
+                             headers={"X-Contextflow-Action": "1"})
+    assert not_waiting.status_code == 409 and "not waiting" in not_waiting.json()["detail"]
+    shown = httpx.get(f"{base}/api/runs/{run_id}/pending").json()
+    assert list(shown["nodes"]) == ["save"]
+    assert not (project / "notes" / "out.txt").exists()  # nothing above wrote the file
+
+
+def test_reject_from_the_viewer_skips_the_branch(live_viewer) -> None:
+    base, project, run_id, resumer = live_viewer
+    answer = httpx.post(f"{base}/api/runs/{run_id}/nodes/save/reject", json={"comment": "no"},
+                        headers={"X-Contextflow-Action": "1"})
+    assert answer.status_code == 200 and answer.json()["resuming"] is True
+    resumer.join(60)
+    assert resumer.outcomes[run_id]["status"] == "succeeded"
+    from contextflow.runtime.store import RunStore
+    from contextflow.state import StateDir
+
+    with RunStore(StateDir.for_project(project).runs_db) as store:
+        nodes = store.load_nodes(run_id)
+    assert nodes["save"].status == "skipped" and nodes["done"].status == "skipped"
+    assert not (project / "notes" / "out.txt").exists()
