@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from contextflow.errors import UserError
+
 SERVICE_NAME = "contextflow"
 
 
@@ -24,18 +26,27 @@ def _ns(seconds: float | None) -> int | None:
 
 def export_run(run: dict[str, Any], endpoint: str, *, exporter: Any = None) -> int:
     """Send ``run`` (``TraceStore.run(...)``) to ``endpoint`` (e.g. http://127.0.0.1:4318);
-    returns the number of spans sent. ``exporter`` replaces the OTLP exporter (tests)."""
+    returns the number of spans sent. ``exporter`` replaces the OTLP exporter (tests).
+
+    The spans are built first and sent in one request, so a refusing or absent collector is a
+    clear error rather than a log line per span."""
     from opentelemetry import trace
     from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExportResult
 
     if exporter is None:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         exporter = OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces", timeout=10)
+    ended: list[Any] = []
+
+    class _Collect(SpanProcessor):
+        def on_end(self, span: Any) -> None:
+            ended.append(span)
+
     provider = TracerProvider(resource=Resource.create({"service.name": SERVICE_NAME}))
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    provider.add_span_processor(_Collect())
     tracer = provider.get_tracer("contextflow.trace")
     try:
         root = tracer.start_span(
@@ -68,7 +79,13 @@ def export_run(run: dict[str, Any], endpoint: str, *, exporter: Any = None) -> i
             if not pending:
                 break
         root.end(end_time=_ns(run["finished"] or run["started"]))
-        provider.force_flush()
+        result = exporter.export(ended)
     finally:
         provider.shutdown()
+        exporter.shutdown()
+    if result is not SpanExportResult.SUCCESS:
+        raise UserError(
+            f"the OTLP endpoint {endpoint} did not accept the {sent} spans of run '{run['run_id']}'",
+            hint="check that a collector listens there (OTLP over HTTP, e.g. http://127.0.0.1:4318)",
+        )
     return sent

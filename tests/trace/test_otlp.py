@@ -6,6 +6,12 @@ import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
+import socket
+import time
+
+import pytest
+
+from contextflow.errors import UserError
 from contextflow.trace import TraceStore
 from contextflow.trace.otlp import export_run
 
@@ -40,6 +46,7 @@ def test_export_reaches_an_in_process_collector(recorded: Path) -> None:
         server.shutdown()
     spans = [s for r in received for rs in r.resource_spans for ss in rs.scope_spans for s in ss.spans]
     assert sent == len(spans) == 1 + 4 + 4  # run, nodes, model calls
+    assert len(received) == 1  # one request for the whole run, not one per span
     by_name = {s.name: s for s in spans}
     call = next(s for s in spans if s.name == "chat sim/x")
     attrs = {a.key: a.value for a in call.attributes}
@@ -48,3 +55,14 @@ def test_export_reaches_an_in_process_collector(recorded: Path) -> None:
     root = next(s for s in spans if s.name == "run demo")
     node_a = by_name["a"]
     assert node_a.parent_span_id == root.span_id and call.trace_id == root.trace_id
+
+
+def test_export_to_an_absent_collector_is_a_clear_error(recorded: Path) -> None:
+    with socket.socket() as sock:  # a loopback port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    run = TraceStore(recorded).run(RUN)
+    start = time.monotonic()
+    with pytest.raises(UserError, match="did not accept the 9 spans"):
+        export_run(run, f"http://127.0.0.1:{port}")
+    assert time.monotonic() - start < 15
