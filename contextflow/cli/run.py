@@ -150,7 +150,9 @@ def _print_result(result: Any, as_json: bool) -> None:
         typer.echo(f"resume with: contextflow resume {result.run_id}", err=True)
 
 
-def _execute(coro_factory: Any, node_ids: list[str], title: str, as_json: bool, run_id: str) -> None:
+def _execute(
+    coro_factory: Any, node_ids: list[str], title: str, as_json: bool, run_id: str, project: Any = None
+) -> None:
     live = None
     if not as_json and sys.stderr.isatty():
         live = LiveView(node_ids, title)
@@ -164,6 +166,10 @@ def _execute(coro_factory: Any, node_ids: list[str], title: str, as_json: bool, 
     except KeyboardInterrupt:
         typer.echo(f"cancelled; finished nodes are saved. resume with: contextflow resume {run_id}", err=True)
         raise typer.Exit(130) from None
+    if result.status == "waiting" and not as_json:
+        from contextflow.cli.approvals import decide_at_terminal
+
+        result = decide_at_terminal(result, project)
     _print_result(result, as_json)
     raise typer.Exit(_EXIT_FOR_STATUS.get(result.status, 1))
 
@@ -203,6 +209,9 @@ def register(app: typer.Typer) -> None:
             help="Comma-separated models, cheapest first, for every cascade/route node.",
         ),
         executor: str = typer.Option("local", "--executor", help="local | dask"),
+        autonomy: Optional[str] = typer.Option(
+            None, "--autonomy", help="suggest | ask | budgeted | full (default: the pipeline's defaults.autonomy)."
+        ),
         address: Optional[str] = typer.Option(
             None, "--address", help="Dask scheduler address (tcp://HOST:PORT); default: a local cluster on 127.0.0.1."
         ),
@@ -232,13 +241,13 @@ def register(app: typer.Typer) -> None:
                 return await arun(
                     spec, values, project=project, sinks=sinks, trace=not no_trace, run_id=run_id, budget=budget,
                     model=model, cache=not no_cache, allow_imports=allow_import, checkpoint=checkpoint,  # type: ignore[arg-type]
-                    executor=chosen,
+                    executor=chosen, autonomy=autonomy,
                 )
             finally:
                 if chosen is not None:
                     await chosen.aclose()
 
-        _execute(start, spec.node_ids, f"{spec.name} {run_id}", as_json, run_id)
+        _execute(start, spec.node_ids, f"{spec.name} {run_id}", as_json, run_id, project=project)
 
     @app.command("resume")
     def resume_command(

@@ -6,6 +6,7 @@
 """
 
 from contextflow.runtime.api import arun, aresume, bind_inputs, load_spec, new_run_id, resume, run
+from contextflow.runtime.approvals import approve, decisions, edit, pending, reject
 from contextflow.runtime.executor import Executor, LocalExecutor, Work
 from contextflow.runtime.results import NodeResult, RunResult
 from contextflow.runtime.store import RunStore
@@ -17,11 +18,16 @@ __all__ = [
     "RunResult",
     "RunStore",
     "Work",
+    "approve",
     "arun",
     "aresume",
     "bind_inputs",
+    "decisions",
+    "edit",
     "load_spec",
     "new_run_id",
+    "pending",
+    "reject",
     "resume",
     "run",
 ]

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
+from contextflow.cost.budget import Caps
 from contextflow.dags.refs import resolve_value
 from contextflow.errors import UserError
 from contextflow.runtime.autonomy import escalation_waits, node_rule
@@ -26,6 +27,11 @@ from contextflow.runtime.results import NodeResult, to_jsonable
 from contextflow.runtime.store import Decision, RunStore
 from contextflow.runtime.tools import ToolError, confine, patch_paths
 from contextflow.state import StateDir
+
+
+def _book(ctx: Any, result: NodeResult) -> None:
+    ledger = ctx.budget.ledger
+    ledger.settle(ledger.reserve(Caps(), 0.0, 0), result.cost_usd, result.usage.total_tokens)
 
 
 class ApprovalRequired(Exception):
@@ -84,24 +90,43 @@ class ApprovalGate:
         self.store = store
         self.run_id = run_id
         self.level = level
+        # Decisions and held rows are read once per run attempt (not per node): nobody can decide
+        # on a node of this attempt before it waits, and a decision is applied on the next resume.
+        self._decisions: dict[str, Decision] = {}
+        self._abort: Decision | None = None
+        self._held: dict[str, NodeResult] = {}
+        self._loaded = False
+
+    def _load(self, ctx: Any) -> None:
+        self._loaded = True
+        grant_usd = grant_tokens = 0.0
+        for d in self.store.decisions(self.run_id):
+            self._decisions[d.node_id] = d
+            payload = d.payload if isinstance(d.payload, dict) else {}
+            if d.decision == "reject" and payload.get("abort"):
+                self._abort = self._abort or d
+            grant_usd += float(payload.get("grant_usd") or 0.0)
+            grant_tokens += float(payload.get("grant_tokens") or 0.0)
+        self._held = {nid: r for nid, r in self.store.load_nodes(self.run_id).items()
+                      if r.status == "waiting" and isinstance(r.value, dict)}
+        caps = ctx.budget.caps
+        if grant_usd or grant_tokens:  # a person approved spending past the cap: raise it by that much
+            ctx.budget.caps = Caps(
+                caps.max_cost_usd + grant_usd if caps.max_cost_usd is not None else None,
+                caps.max_tokens + int(grant_tokens) if caps.max_tokens is not None else None,
+            )
 
     def _latest(self, node_id: str) -> Decision | None:
-        found = [d for d in self.store.decisions(self.run_id) if d.node_id == node_id]
-        return found[-1] if found else None
-
-    def _aborted(self) -> Decision | None:
-        for d in self.store.decisions(self.run_id):
-            if d.decision == "reject" and isinstance(d.payload, dict) and d.payload.get("abort"):
-                return d
-        return None
+        return self._decisions.get(node_id)
 
     def _stored(self, node_id: str) -> NodeResult | None:
-        row = self.store.load_nodes(self.run_id).get(node_id)
-        return row if row is not None and row.status == "waiting" and isinstance(row.value, dict) else None
+        return self._held.get(node_id)
 
     async def before(self, ctx: Any, node_id: str, node: Any, scope: Mapping[str, Any]) -> NodeResult | None:
-        ctx.extras.setdefault("escalation_guard", self._escalation)
-        abort = self._aborted()
+        if not self._loaded:
+            self._load(ctx)
+            ctx.extras.setdefault("escalation_guard", self._escalation)
+        abort = self._abort
         if abort is not None:
             return NodeResult(node_id, "failed", error=f"run aborted by {abort.actor} at node '{abort.node_id}'",
                               error_type="rejected", finished_at=time.time())
@@ -111,7 +136,10 @@ class ApprovalGate:
         if stored is not None and stored.value.get("phase") == "after":
             held = NodeResult(node_id, "succeeded", stored.value.get("output"), stored.usage, stored.cost_usd,
                               stored.model, stored.attempts, stored.cache_hit, stored.started_at, stored.finished_at)
-            return self._apply_after(node_id, held, decision) if decision else stored
+            if decision is None:
+                return stored
+            _book(ctx, held)  # spent before the run stopped; the resumed run's books start without it
+            return self._apply_after(node_id, held, decision)
         if decision is not None and decision.decision == "reject":
             self.store.mark_decision_applied(decision.id)
             return NodeResult(node_id, "skipped", error=f"rejected by {decision.actor}", finished_at=time.time())
@@ -172,7 +200,9 @@ class ApprovalGate:
             return
         raise ApprovalRequired("escalation", {
             "from_model": (caller.spend.attempts or [{}])[-1].get("model"), "to_model": to_model, "worst_case_cost_usd": cost, "worst_case_tokens": tokens,
-            "spent_cost_usd": totals.spent_cost_usd, "max_cost_usd": caps.max_cost_usd,
+            "spent_cost_usd": totals.spent_cost_usd, "reserved_cost_usd": totals.reserved_cost_usd,
+            "max_cost_usd": caps.max_cost_usd, "spent_tokens": totals.spent_tokens,
+            "reserved_tokens": totals.reserved_tokens, "max_tokens": caps.max_tokens,
             "could_pass_budget": bool(over_cost or over_tokens),
         }, caller.spend)
 
@@ -210,6 +240,8 @@ def _decide(run_id: str, node_id: str, decision: str, *, project: Any, actor: st
                 hint=f"waiting nodes: {', '.join(waiting) or 'none'}",
             )
         diff = None
+        if decision == "approve":
+            payload = _grant_for(row.value)
         if decision == "edit":
             payload, diff = _edit_payload(row.value, edit)
         who = actor or getpass.getuser()
@@ -221,6 +253,20 @@ def _decide(run_id: str, node_id: str, decision: str, *, project: Any, actor: st
             store.set_run_status(run_id, "failed", error=f"aborted by {who} at node '{node_id}'")
     _emit_to_trace(state, DecisionRecorded(run_id, node_id, decision, who, diff=diff, comment=comment))  # type: ignore[arg-type]
     return decision_id
+
+
+def _grant_for(proposal: Any) -> dict[str, Any]:
+    shown = proposal.get("proposal") if isinstance(proposal, dict) else None
+    if proposal.get("phase") != "escalation" or not isinstance(shown, dict) or not shown.get("could_pass_budget"):
+        return {}
+    grant: dict[str, Any] = {}
+    if shown.get("max_cost_usd") is not None:
+        short = shown["spent_cost_usd"] + shown["reserved_cost_usd"] + shown["worst_case_cost_usd"] - shown["max_cost_usd"]
+        grant["grant_usd"] = max(short, 0.0) * 1.01  # a hair over: float sums differ between processes
+    if shown.get("max_tokens") is not None:
+        grant["grant_tokens"] = max(shown["spent_tokens"] + shown["reserved_tokens"] + shown["worst_case_tokens"]
+                                    - shown["max_tokens"], 0)
+    return grant
 
 
 def _edit_payload(proposal: dict[str, Any], edited: Any) -> tuple[dict[str, Any], str]:
@@ -255,8 +301,12 @@ def _emit_to_trace(state: StateDir, event: Any) -> None:
 
 def approve(run_id: str, node_id: str, *, project: Any = None, actor: str | None = None,
             comment: str | None = None) -> int:
-    """Let a waiting node go on; the run continues on ``resume``."""
-    return _decide(run_id, node_id, "approve", project=project, actor=actor, payload={}, comment=comment)
+    """Let a waiting node go on; the run continues on ``resume``.
+
+    Approving an escalation whose worst case would pass the budget also grants the shortfall:
+    the run's cap is raised by exactly what the pricier call could need beyond it.
+    """
+    return _decide(run_id, node_id, "approve", project=project, actor=actor, payload=None, comment=comment)
 
 
 def edit(run_id: str, node_id: str, value: Any, *, project: Any = None, actor: str | None = None,
