@@ -132,7 +132,9 @@ def create_router(state: StateDir) -> Any:
             waiting = approvals.pending(run_id, project=resumer.project)
         except UserError as exc:
             raise HTTPException(status_code=404, detail=str(exc)) from None
-        nodes = {nid: {"proposal": proposal, "editable": approvals.editable(proposal) if isinstance(proposal, dict) else None}
+        starting_point = getattr(approvals, "editable", None)  # what the edit box starts from
+        nodes = {nid: {"proposal": proposal,
+                       "editable": starting_point(proposal) if starting_point and isinstance(proposal, dict) else None}
                  for nid, proposal in waiting.items()}
         return {"run_id": run_id, "nodes": nodes, "resume": resumer.outcomes.get(run_id)}
 

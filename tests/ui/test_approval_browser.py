@@ -134,3 +134,20 @@ def test_reject_from_the_viewer_skips_the_branch(live_viewer) -> None:
         nodes = store.load_nodes(run_id)
     assert nodes["save"].status == "skipped" and nodes["done"].status == "skipped"
     assert not (project / "notes" / "out.txt").exists()
+
+
+def test_an_edit_from_the_viewer_changes_what_the_tool_writes(live_viewer) -> None:
+    base, project, run_id, resumer = live_viewer
+    shown = httpx.get(f"{base}/api/runs/{run_id}/pending").json()["nodes"]["save"]
+    assert shown["editable"] == {"path": "notes/out.txt", "content": "hello from the model"}
+    value = {**shown["editable"], "content": "edited by a person"}
+    answer = httpx.post(f"{base}/api/runs/{run_id}/nodes/save/edit", json={"value": value},
+                        headers={"X-Contextflow-Action": "1"})
+    assert answer.status_code == 200, answer.text
+    resumer.join(60)
+    assert resumer.outcomes[run_id]["status"] == "succeeded"
+    assert (project / "notes" / "out.txt").read_text() == "edited by a person"
+    from contextflow.runtime.approvals import decisions
+
+    (made,) = decisions(run_id, project=project)
+    assert made.decision == "edit" and "+  \"content\": \"edited by a person\"" in made.diff
