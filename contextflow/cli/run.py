@@ -238,6 +238,8 @@ def register(app: typer.Typer) -> None:
 
         async def start(sinks: list[Any]) -> Any:
             try:
+                if chosen is not None:
+                    await chosen.start()  # an unreachable --address is a clear error before the run starts
                 return await arun(
                     spec, values, project=project, sinks=sinks, trace=not no_trace, run_id=run_id, budget=budget,
                     model=model, cache=not no_cache, allow_imports=allow_import, checkpoint=checkpoint,  # type: ignore[arg-type]

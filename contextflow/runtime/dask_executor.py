@@ -19,15 +19,28 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from contextflow.runtime.executor import Work, run_work_blocking
+from contextflow.errors import UserError
+from contextflow.runtime.executor import Work
+from contextflow.runtime.remote import declarations_for, run_remote
 
 RESOURCE_NAMES = {"gpus": "GPU", "gpu": "GPU", "cpus": "CPU", "memory_gb": "MEMORY_GB"}
+CONNECT_TIMEOUT_S = 15.0
 
 
-def _run_on_worker(work: Work) -> Any:
-    import contextflow  # noqa: F401  (offline settings in the worker process)
+def _check_address(address: str) -> str:
+    from urllib.parse import urlparse
 
-    return run_work_blocking(work)
+    parsed = urlparse(address if "://" in address else f"tcp://{address}")
+    try:
+        port = parsed.port
+    except ValueError:
+        port = None
+    if parsed.scheme not in ("tcp", "tls") or not parsed.hostname or not port:
+        raise UserError(
+            f"'{address}' is not a Dask scheduler address",
+            hint="use tcp://HOST:PORT (e.g. tcp://127.0.0.1:8786), or leave --address out for a local cluster",
+        )
+    return f"{parsed.scheme}://{parsed.hostname}:{port}"
 
 
 class DaskExecutor:
@@ -40,7 +53,7 @@ class DaskExecutor:
 
     def __init__(self, address: str | None = None, *, n_workers: int = 2, threads_per_worker: int = 8,
                  worker_resources: dict[str, float] | None = None) -> None:
-        self.address = address
+        self.address = _check_address(address) if address is not None else None
         self.n_workers = n_workers
         self.threads_per_worker = threads_per_worker
         self.worker_resources = worker_resources
@@ -64,7 +77,14 @@ class DaskExecutor:
                 )
                 self._client = await Client(self._cluster, asynchronous=True)
             else:
-                self._client = await Client(self.address, asynchronous=True)
+                try:
+                    self._client = await Client(self.address, asynchronous=True, timeout=CONNECT_TIMEOUT_S)
+                except (OSError, asyncio.TimeoutError) as exc:
+                    raise UserError(
+                        f"could not reach the Dask scheduler at {self.address}: {exc}",
+                        hint="start one with 'dask scheduler' (and workers with 'dask worker ADDRESS'), "
+                             "or leave --address out for a local cluster",
+                    ) from None
             self._available = self._cluster_resources()
         return self
 
@@ -84,15 +104,20 @@ class DaskExecutor:
         wanted = {RESOURCE_NAMES.get(k, k.upper()): float(v) for k, v in work.resources.items() if v}
         if not wanted:
             return None
-        if all(self._available.get(name, 0.0) >= amount for name, amount in wanted.items()):
+        if not self._satisfies(wanted):
+            self._available = self._cluster_resources()  # workers may have joined since the last look
+        if self._satisfies(wanted):
             return wanted
         self.dropped_resources.append((work.node_id, wanted))
         return None
 
+    def _satisfies(self, wanted: dict[str, float]) -> bool:
+        return all(self._available.get(name, 0.0) >= amount for name, amount in wanted.items())
+
     async def submit(self, work: Work) -> Any:
         if self._client is None:
             await self.start()
-        future = self._client.submit(_run_on_worker, work, pure=False, resources=self._resources_for(work))
+        future = self._client.submit(run_remote, work, declarations_for(work), pure=False, resources=self._resources_for(work))
         try:
             return await future
         except asyncio.CancelledError:

@@ -12,6 +12,7 @@ import pytest
 pytest.importorskip("distributed")
 
 from contextflow.runtime import arun  # noqa: E402
+from contextflow.runtime.events import AttemptFinished  # noqa: E402
 from contextflow.runtime.dask_executor import DaskExecutor  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -30,6 +31,8 @@ def _accounting(result):
 
 SPEC = {
     "name": "fanout",
+    # Declared prices live in the driver's catalog; the sim provider on a worker must charge them too.
+    "models": {"sim/dask": {"input_cost_per_token": 3e-6, "output_cost_per_token": 7e-6}},
     "inputs": {"topic": {"type": "string"}},
     "nodes": [
         *[
@@ -63,7 +66,7 @@ def test_same_results_and_accounting_as_the_local_executor(cluster, tmp_path: Pa
     local = loop.run_until_complete(arun(SPEC, inputs, project=tmp_path / "l", cache=False))
     assert on_dask.status == "succeeded"
     assert _accounting(on_dask) == _accounting(local)
-    workers = loop.run_until_complete(executor.client.scheduler_info(n_workers=-1)) if False else executor.client.scheduler_info()
+    workers = executor.client.scheduler_info()
     assert all(w["host"] == "127.0.0.1" for w in workers["workers"].values())
     # The cluster has no GPU workers: the hint is dropped (and recorded), not left unschedulable.
     assert ("cites", {"GPU": 1.0}) in executor.dropped_resources
@@ -106,3 +109,52 @@ def test_a_killed_worker_loses_no_finished_node(cluster, tmp_path: Path) -> None
     # One of the slow steps was on the killed worker and ran again elsewhere.
     reruns = len((marks / "slow_a").read_text().split()) + len((marks / "slow_b").read_text().split())
     assert reruns == 3
+
+
+def _always_failing(fault: str) -> dict:
+    return {
+        "name": f"always-{fault}",
+        "nodes": [{"id": "ask", "kind": "llm", "model": "sim/dask", "prompt": "anything",
+                   "params": {"sim": {"failure_rates": {fault: 1.0}}},
+                   "retry": {"attempts": 3, "backoff_s": 0.01, "jitter": 0}}],
+    }
+
+
+@pytest.mark.parametrize(("fault", "kind", "tries"), [("429", "rate_limit", 3), ("auth", "auth", 1)])
+def test_provider_errors_from_workers_are_retried_like_local_ones(cluster, tmp_path: Path, fault, kind, tries) -> None:
+    # litellm's errors do not unpickle on their own; if they reached the driver as bare
+    # exceptions a rate limit would look permanent and never be retried.
+    executor, loop = cluster
+    spec = _always_failing(fault)
+    on_dask = loop.run_until_complete(arun(spec, {}, project=tmp_path / "d", executor=executor, cache=False))
+    local = loop.run_until_complete(arun(spec, {}, project=tmp_path / "l", cache=False))
+    attempts = [(a["ok"], a["error_type"]) for a in on_dask.nodes["ask"].attempts]
+    assert attempts == [(False, kind)] * tries
+    assert attempts == [(a["ok"], a["error_type"]) for a in local.nodes["ask"].attempts]
+    assert on_dask.status == local.status == "failed"
+
+
+def test_cost_cap_holds_when_calls_run_on_several_workers(cluster, tmp_path: Path) -> None:
+    executor, loop = cluster
+    sim = {"latency_ms": 30, "latency_dist": "uniform", "latency_spread": 20, "output_tokens": 200,
+           "failure_rates": {"429": 0.2, "500": 0.1}}
+    cap = 0.03  # each call costs ~$0.002 and reserves ~$0.003: about a third of the nodes fit
+    spec = {
+        "name": "capped",
+        "models": {"sim/capped": {"input_cost_per_token": 1e-6, "output_cost_per_token": 1e-5}},
+        "defaults": {"max_concurrency": 48, "budget": {"max_cost_usd": cap}},
+        "nodes": [{"id": f"n{i}", "kind": "llm", "model": "sim/capped", "prompt": f"question number {i}",
+                   "max_output_tokens": 300, "params": {"sim": sim},
+                   "retry": {"attempts": 4, "backoff_s": 0.01, "jitter": 0.5}} for i in range(32)],
+    }
+    events: list = []
+    result = loop.run_until_complete(
+        arun(spec, {}, project=tmp_path, executor=executor, cache=False, sinks=[events.append], trace=False)
+    )
+    spent = sum(e.cost_usd for e in events if isinstance(e, AttemptFinished))
+    assert result.status == "budget_exceeded"
+    assert spent <= cap
+    assert result.cost_usd == pytest.approx(spent)
+    done = [r for r in result.nodes.values() if r.status == "succeeded"]
+    assert 3 < len(done) < 32
+    assert any(r.error and "budget" in r.error for r in result.nodes.values())
