@@ -76,10 +76,10 @@ def test_approving_a_waiting_node_in_the_viewer_finishes_the_run(live_viewer, pa
     base, project, run_id, resumer = live_viewer
     page.goto(f"{base}/#/run/{run_id}")
     page.wait_for_selector("#dag")
-    page.click("#dag [data-node='save']")
+    page.click("#waiting-banner [data-node='save']")  # the page says what waits
     page.wait_for_selector("#approval #approve")
-    details = page.inner_text("#details")
-    assert "+++ b/notes/out.txt" in details and "+hello from the model" in details  # the diff it would write
+    diff = page.inner_text("#approval-diff")  # the diff it would write, as plain text lines
+    assert "+++ b/notes/out.txt" in diff.splitlines() and "+hello from the model" in diff.splitlines()
     page.fill("#approval-comment", "looks right")
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "viewer-approval-panel.png"), full_page=True)

@@ -249,7 +249,7 @@ async function waitForRun(runId, note) {
 }
 
 function approvalPanel(runId, nodeId) {
-  const box = h("div", { class: "toolbar", id: "approval" }, h("span", { class: "muted" }, "Loading the decision…"));
+  const box = h("div", { id: "approval" }, h("span", { class: "muted" }, "Loading the decision…"));
   api(`/api/runs/${encodeURIComponent(runId)}/pending`).then((p) => {
     const entry = p.nodes[nodeId];
     if (!entry) { box.replaceChildren(h("span", { class: "muted" }, "No decision is needed for this node now.")); return; }
@@ -266,12 +266,19 @@ function approvalPanel(runId, nodeId) {
       } catch (e) { note.textContent = String(e.message || e); }
     };
     const parsed = () => { try { return { value: JSON.parse(editor.value) }; } catch (e) { return { value: editor.value }; } };
+    const effect = { ...(entry.proposal || {}), ...((entry.proposal || {}).proposal || {}) };
+    const shows = [];
+    if (typeof effect.diff === "string") shows.push(h("b", {}, "It would change:"), h("pre", { id: "approval-diff" }, effect.diff));
+    if (typeof effect.command === "string") shows.push(h("b", {}, `It would run (in ${effect.cwd || "the working tree"}):`), h("pre", { id: "approval-command" }, effect.command));
     box.replaceChildren(
-      h("button", { id: "approve", onclick: act("approve", () => ({})) }, "Approve"),
-      h("button", { id: "edit", onclick: act("edit", parsed) }, "Save edit and go on"),
-      h("button", { id: "reject", onclick: act("reject", () => ({ abort: false })) }, "Reject (skip branch)"),
-      h("button", { id: "abort", onclick: act("reject", () => ({ abort: true })) }, "Reject and abort run"),
-      comment, note, h("div", {}, h("b", {}, "Edit (JSON; inputs before a tool runs, else the output):")), editor);
+      h("div", {}, ...shows),
+      h("div", { class: "toolbar" },
+        h("button", { id: "approve", onclick: act("approve", () => ({})) }, "Approve"),
+        h("button", { id: "edit", onclick: act("edit", parsed) }, "Save edit and go on"),
+        h("button", { id: "reject", onclick: act("reject", () => ({ abort: false })) }, "Reject (skip branch)"),
+        h("button", { id: "abort", onclick: act("reject", () => ({ abort: true })) }, "Reject and abort run"),
+        comment, note),
+      h("div", {}, h("b", {}, "Edit (JSON; inputs before a tool runs, else the output):")), editor);
   }).catch((e) => box.replaceChildren(h("span", { class: "error" }, String(e.message || e))));
   return box;
 }
@@ -292,6 +299,7 @@ async function renderRun(runId) {
   }
   drawDagBox();
   const models = Object.keys(run.by_model);
+  const waitingNodes = Object.keys(run.by_node).filter((n) => run.by_node[n].status === "waiting");
   const whatIf = h("div", { class: "toolbar", id: "whatif" });
   if (!EMBEDDED) {
     const nodeSel = h("select", { id: "whatif-node" }, Object.keys(run.by_node).filter((n) => (run.by_node[n].tokens || 0) > 0).map((n) => h("option", { value: n }, n)));
@@ -311,6 +319,8 @@ async function renderRun(runId) {
       card("Input / output", `${run.input_tokens} / ${run.output_tokens}`), card("Duration", fmtS(run.duration_s)),
       card("Models", models.join(", ") || "none")),
     ...(run.error ? [h("pre", { class: "error" }, run.error)] : []),
+    ...(waitingNodes.length && !EMBEDDED ? [h("div", { class: "toolbar", id: "waiting-banner" }, "Waiting for a decision:",
+      waitingNodes.map((n) => h("button", { "data-node": n, onclick: () => pick(n) }, n)))] : []),
     h("h2", {}, "DAG ", h("span", { class: "muted" }, "(red: critical path)")), h("div", { class: "toolbar" }, costBtn, latBtn), dagBox,
     h("h2", {}, "Waterfall"), h("div", { class: "panel" }, waterfall(run, pick)),
     h("div", { class: "grid2" }, breakdown("Cost by node", Object.entries(run.by_node), "by-node"), breakdown("Cost by model", Object.entries(run.by_model), "by-model")),
