@@ -196,3 +196,29 @@ def test_bad_decisions_are_clear_errors(tmp_path: Path, state_home: Path) -> Non
     env = {**os.environ, "CONTEXTFLOW_HOME": str(state_home)}
     bad = _cli("edit", result.run_id, "save", "--set", "nokey", env=env, cwd=tmp_path)
     assert bad.returncode == 2 and "FIELD=VALUE" in bad.stderr + bad.stdout and "Traceback" not in bad.stderr
+
+
+def test_decisions_reach_the_trace_and_cli_edits(tmp_path: Path, state_home: Path) -> None:
+    from contextflow.state import StateDir
+    from contextflow.trace import TraceStore
+    from contextflow.trace.sink import drain
+
+    spec = {"name": "t", "nodes": [{"id": "w", "kind": "tool", "tool": "write_file",
+                                    "args": {"path": "a.txt", "content": "one"}}]}
+    result = run(spec, autonomy="ask", workdir=tmp_path)
+    env = {**os.environ, "CONTEXTFLOW_HOME": str(state_home)}
+    edited = tmp_path / "args.json"
+    edited.write_text(json.dumps({"path": "b.txt", "content": "two"}))
+    done = _cli("edit", result.run_id, "w", "--file", str(edited), "--set", "content=three", "--as", "ann",
+                env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    made = decisions(result.run_id)[-1]
+    assert made.payload == {"inputs": {"path": "b.txt", "content": "three"}} and made.actor == "ann"
+    assert '"path": "b.txt"' in (made.diff or "") and '"path": "a.txt"' in (made.diff or "")
+    state = StateDir.for_project(None)
+    drain(state.traces_db)
+    spans = TraceStore(state.traces_db).spans(result.run_id)
+    decided = [s for s in spans if s.get("kind") == "decision"]
+    assert decided and "b.txt" in json.dumps(decided[0])
+    assert resume(result.run_id).status == "succeeded"
+    assert (tmp_path / "b.txt").read_text() == "three" and not (tmp_path / "a.txt").exists()
