@@ -21,12 +21,15 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from fastapi import Request  # at module level: FastAPI resolves the endpoints' annotations here
+
 from contextflow.dags.spec import NODE_ID_PATTERN
 from contextflow.errors import UserError
 from contextflow.state import STATE_DIR_NAME, StateDir
 from contextflow.trace.store import check_run_id
 
 ACTION_HEADER = "X-Contextflow-Action"
+_LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 _NODE_ID = re.compile(NODE_ID_PATTERN)
 
 
@@ -111,9 +114,14 @@ def create_router(state: StateDir) -> Any:
             raise HTTPException(status_code=400, detail=f"'{node_id}' is not a node id")
         return run_id
 
-    def guarded(header: str | None) -> None:
+    def guarded(request: Request, header: str | None) -> None:
         if header != "1":
             raise HTTPException(status_code=403, detail=f"decisions need the {ACTION_HEADER}: 1 header")
+        # A page on another name that resolves to 127.0.0.1 (DNS rebinding) is same-origin to the
+        # browser, so the header alone is not enough: the request must name this machine.
+        host = (request.headers.get("host") or "").rsplit(":", 1)[0].strip("[]").lower()
+        if host not in _LOCAL_HOSTS:
+            raise HTTPException(status_code=403, detail=f"decisions are only taken on 127.0.0.1, not '{host}'")
 
     def decided(run_id: str, call: Any, resume: bool = True) -> dict[str, Any]:
         try:
@@ -139,17 +147,17 @@ def create_router(state: StateDir) -> Any:
         return {"run_id": run_id, "nodes": nodes, "resume": resumer.outcomes.get(run_id)}
 
     @router.post("/api/runs/{run_id}/nodes/{node_id}/approve")
-    def approve(run_id: str, node_id: str, body: dict[str, Any] = Body(default_factory=dict),
+    def approve(request: Request, run_id: str, node_id: str, body: dict[str, Any] = Body(default_factory=dict),
                 action: str | None = Header(None, alias=ACTION_HEADER)) -> dict[str, Any]:
-        guarded(action)
+        guarded(request, action)
         checked(run_id, node_id)
         return decided(run_id, lambda: approvals.approve(run_id, node_id, project=resumer.project,
                                                           comment=_comment(body)))
 
     @router.post("/api/runs/{run_id}/nodes/{node_id}/edit")
-    def edit(run_id: str, node_id: str, body: dict[str, Any] = Body(...),
+    def edit(request: Request, run_id: str, node_id: str, body: dict[str, Any] = Body(...),
              action: str | None = Header(None, alias=ACTION_HEADER)) -> dict[str, Any]:
-        guarded(action)
+        guarded(request, action)
         checked(run_id, node_id)
         if "value" not in body:
             raise HTTPException(status_code=400, detail="an edit needs a 'value' (the new inputs or output)")
@@ -157,9 +165,9 @@ def create_router(state: StateDir) -> Any:
                                                        comment=_comment(body)))
 
     @router.post("/api/runs/{run_id}/nodes/{node_id}/reject")
-    def reject(run_id: str, node_id: str, body: dict[str, Any] = Body(default_factory=dict),
+    def reject(request: Request, run_id: str, node_id: str, body: dict[str, Any] = Body(default_factory=dict),
                action: str | None = Header(None, alias=ACTION_HEADER)) -> dict[str, Any]:
-        guarded(action)
+        guarded(request, action)
         checked(run_id, node_id)
         abort = bool(body.get("abort", False))
         return decided(run_id, lambda: approvals.reject(run_id, node_id, abort=abort, project=resumer.project,

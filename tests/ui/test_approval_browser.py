@@ -107,6 +107,8 @@ def test_decision_endpoints_refuse_cross_site_requests_and_bad_ids(live_viewer) 
     url = f"{base}/api/runs/{run_id}/nodes/save/approve"
     # A cross-site page cannot add the custom header without a preflight this app never grants.
     assert httpx.post(url, json={}).status_code == 403
+    rebound = httpx.post(url, json={}, headers={"X-Contextflow-Action": "1", "Host": "evil.example:8321"})
+    assert rebound.status_code == 403 and "127.0.0.1" in rebound.json()["detail"]  # DNS rebinding
     assert httpx.post(f"{base}/api/runs/..%2Fx/nodes/save/approve", json={},
                       headers={"X-Contextflow-Action": "1"}).status_code in (400, 404)
     bad_node = httpx.post(f"{base}/api/runs/{run_id}/nodes/no-such/approve", json={},
@@ -151,3 +153,18 @@ def test_an_edit_from_the_viewer_changes_what_the_tool_writes(live_viewer) -> No
 
     (made,) = decisions(run_id, project=project)
     assert made.decision == "edit" and "+  \"content\": \"edited by a person\"" in made.diff
+
+
+def test_reject_and_abort_from_the_viewer_ends_the_run(live_viewer) -> None:
+    base, project, run_id, resumer = live_viewer
+    answer = httpx.post(f"{base}/api/runs/{run_id}/nodes/save/reject", json={"abort": True},
+                        headers={"X-Contextflow-Action": "1"})
+    assert answer.status_code == 200 and answer.json()["resuming"] is False
+    from contextflow.runtime.store import RunStore
+    from contextflow.state import StateDir
+
+    with RunStore(StateDir.for_project(project).runs_db) as store:
+        record = store.get_run(run_id)
+    assert record.status in ("failed", "cancelled") and "abort" in (record.error or "")
+    assert not (project / "notes" / "out.txt").exists()
+    assert httpx.get(f"{base}/api/runs/{run_id}/pending").json()["nodes"] == {}
