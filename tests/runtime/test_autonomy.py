@@ -222,3 +222,22 @@ def test_decisions_reach_the_trace_and_cli_edits(tmp_path: Path, state_home: Pat
     assert decided and "b.txt" in json.dumps(decided[0])
     assert resume(result.run_id).status == "succeeded"
     assert (tmp_path / "b.txt").read_text() == "three" and not (tmp_path / "a.txt").exists()
+
+
+def test_terminal_prompt_decides_and_resumes_in_process(tmp_path: Path, state_home: Path, monkeypatch: Any) -> None:
+    import typer
+
+    from contextflow.cli import approvals as cli_approvals
+
+    result = run(branching("sim/echo"), autonomy="ask", workdir=tmp_path, trace=False)
+    answers = iter(["a"])
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr(typer, "prompt", lambda *a, **k: next(answers))
+    finished = cli_approvals.decide_at_terminal(result, None)
+    assert finished.status == "succeeded" and (tmp_path / "out.txt").read_text() == "draft notes"
+    (tmp_path / "later").mkdir()
+    later = run(branching("sim/echo"), autonomy="ask", workdir=tmp_path / "later", trace=False)
+    monkeypatch.setattr(typer, "prompt", lambda *a, **k: "s")  # "later": stays waiting, nothing decided
+    assert cli_approvals.decide_at_terminal(later, None).status == "waiting"
+    assert decisions(later.run_id) == []
