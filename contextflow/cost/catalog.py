@@ -48,6 +48,7 @@ class UnknownModelError(KeyError):
 
 
 _custom: dict[str, ModelInfo] = {}
+_EFFORT_SUFFIXES = ("minimal", "low", "medium", "high")  # contextflow.cost.rungs.EFFORTS (no import cycle)
 _lock = threading.Lock()
 
 
@@ -117,6 +118,11 @@ def lookup(name: str) -> ModelInfo | None:
         return _custom[name]
     table = _litellm_map()
     entry = table.get(name)
+    base, _, effort = name.rpartition("@")
+    if entry is None and base and effort in _EFFORT_SUFFIXES:
+        # A ladder rung ``MODEL@effort`` is the same model (same prices and window) at more test-time compute.
+        found = lookup(base)
+        return None if found is None else ModelInfo(**{**found.__dict__, "name": name})
     if entry is None and "/" in name:
         entry = table.get(name.split("/", 1)[1])
     if entry is None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 from contextflow.cost import catalog
 from contextflow.cost.rungs import Rung, parse_rung
@@ -66,7 +66,25 @@ def estimate_node(node: Any, *, ref_tokens: int = 200, default_model: str | None
         prompt_tokens += count_tokens(_REF.sub("", text), model_for_tokens) + refs * ref_tokens
     output = int(node.max_output_tokens or (node.params or {}).get("max_tokens") or DEFAULT_OUTPUT_TOKENS)
     rungs = tuple(estimate_rung(r, prompt_tokens, output) for r in ladder)
+    if getattr(node, "strategy", "fixed") == "cascade":
+        rungs = _cascade_totals(rungs)
     return NodeEstimate(node.id, prompt_tokens, output, rungs)
+
+
+def _cascade_totals(rungs: tuple[RungEstimate, ...]) -> tuple[RungEstimate, ...]:
+    """A cascade capped at rung i may pay for every rung up to i: its worst case is their sum.
+
+    Expected cost weights each rung by the chance the cascade reaches it (every cheaper rung
+    failed, taking a rung's prior quality as its chance of passing); quality is the chance that
+    some rung passes.
+    """
+    out, reach, worst, expected = [], 1.0, 0.0, 0.0
+    for rung in rungs:
+        worst += rung.worst_usd
+        expected += reach * rung.expected_usd
+        reach *= 1.0 - rung.quality
+        out.append(RungEstimate(rung.rung, 1.0 - reach, expected, worst))
+    return tuple(out)
 
 
 def choose_rungs(estimates: Sequence[NodeEstimate], budget_usd: float | None) -> dict[str, str]:
@@ -118,6 +136,32 @@ def plan_rungs(plan: Any, budget: Any = None, *, default_model: str | None = Non
         budget = defaults.budget
     estimates = [e for node in spec.nodes if (e := estimate_node(node, default_model=default_model))]
     return choose_rungs(estimates, _dollars(budget))
+
+
+def apply_plan(spec: Any, rungs: Mapping[str, str]) -> Any:
+    """A copy of ``spec`` whose llm nodes climb no higher than their planned rung.
+
+    A cascade or route keeps its ladder up to that rung; a ladder cut to one rung becomes a fixed
+    node on it. Nodes without a ladder are unchanged.
+    """
+    nodes = []
+    for node in spec.nodes:
+        chosen = rungs.get(node.id)
+        names = [parse_rung(r).name for r in (getattr(node, "models", None) or [])]
+        if getattr(node, "kind", None) != "llm" or chosen not in names:
+            nodes.append(node)
+            continue
+        capped = list(node.models[: names.index(chosen) + 1])
+        if len(capped) == 1 or node.strategy == "fixed":
+            nodes.append(node.model_copy(update={"strategy": "fixed", "model": capped[-1], "models": capped}))
+        else:
+            nodes.append(node.model_copy(update={"models": capped}))
+    return spec.model_copy(update={"nodes": nodes})
+
+
+def planned_ladders(spec: Any) -> dict[str, list[str]]:
+    """Per llm node with a ladder, the rungs it may step down to during the run (cheapest first)."""
+    return {n.id: list(n.models) for n in spec.nodes if getattr(n, "kind", None) == "llm" and n.models}
 
 
 def step_down(ladder: Sequence[str], prompt_tokens: int, output_tokens: int, remaining_usd: float | None,

@@ -44,7 +44,15 @@ def parse_rung(rung: str | dict[str, Any]) -> Rung:
     model, sep, effort = str(rung).rpartition("@")
     if not sep:
         return Rung(model=str(rung))
+    if effort not in EFFORTS and _is_known_model(str(rung)):
+        return Rung(model=str(rung))  # '@' inside a real model name, e.g. vertex_ai/claude-3-5-sonnet@20240620
     return _make(model, effort, {}, str(rung))
+
+
+def _is_known_model(name: str) -> bool:
+    from contextflow.cost import catalog
+
+    return catalog.lookup(name) is not None
 
 
 def _make(model: str, effort: str | None, extra: dict[str, Any], source: str) -> Rung:

@@ -8,12 +8,15 @@ load, which takes about 15 s on two cores, so the first load saves the dequantiz
 It runs on the GPU when torch sees one (float16) and on the CPU otherwise (float32). A request
 with a JSON-schema ``response_format`` is decoded under the schema
 (``contextflow.providers.constrained``), so structured nodes work with a 135M model.
+``reasoning_effort`` (a ladder rung ``local/smollm2-135m@high``) buys best-of-n sampling: low is
+one greedy answer, medium 3 samples, high 5; the first that fits the schema wins, else the longest.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import os
 import threading
 import time
@@ -31,6 +34,9 @@ GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CONVERTED_DIR = "smollm2-135m-instruct"
 MODELS_DIR_ENV = "CONTEXTFLOW_MODELS_DIR"
 DEFAULT_MAX_NEW_TOKENS = 256
+# reasoning_effort on the local model is test-time compute as best-of-n sampling.
+BEST_OF_N = {"minimal": 1, "low": 1, "medium": 3, "high": 5}
+BEST_OF_N_TEMPERATURE = 0.8
 
 
 def gguf_path() -> Path:
@@ -157,6 +163,10 @@ def generate(messages: list[dict[str, Any]], optional: dict[str, Any]) -> tuple[
         # A 135M model loops on repeated phrases without this; 1.15 keeps JSON keys repeatable.
         "repetition_penalty": float(optional.get("repetition_penalty") or 1.15),
     }
+    samples = samples_for(optional.get("reasoning_effort"))
+    if samples > 1:  # best-of-n needs different candidates: sample even when greedy was asked for
+        temperature = temperature or BEST_OF_N_TEMPERATURE
+        kwargs["num_return_sequences"] = samples
     if temperature > 0:
         kwargs.update(do_sample=True, temperature=temperature, top_p=float(optional.get("top_p") or 1.0))
         if optional.get("seed") is not None:
@@ -171,10 +181,38 @@ def generate(messages: list[dict[str, Any]], optional: dict[str, Any]) -> tuple[
         kwargs["prefix_allowed_tokens_fn"] = json_schema_token_filter(tokenizer, schema, max_new)
     with _generate_lock, torch.inference_mode():
         output = model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
-    new_tokens = output[0, input_ids.shape[1]:]
-    text = tokenizer.decode(new_tokens, skip_special_tokens=True)
-    finish = "length" if len(new_tokens) >= max_new else "stop"
-    return text, int(input_ids.shape[1]), int(len(new_tokens)), finish
+    candidates = []
+    for row in output:
+        new_tokens = row[input_ids.shape[1]:]
+        # shorter samples are padded (with eos) to the longest one
+        length = int((new_tokens != tokenizer.eos_token_id).sum()) if samples > 1 else len(new_tokens)
+        candidates.append((tokenizer.decode(new_tokens, skip_special_tokens=True), length))
+    chosen = pick_best([text for text, _ in candidates], schema)
+    text, length = candidates[chosen]
+    finish = "length" if length >= max_new else "stop"
+    # Every sampled token was computed, so the rung's usage counts all of them (as reasoning tokens do).
+    completion = sum(n for _, n in candidates)
+    return text, int(input_ids.shape[1]) * samples, completion, finish
+
+
+def samples_for(effort: Any) -> int:
+    """How many candidates a reasoning effort buys on the local model (best-of-n)."""
+    return BEST_OF_N.get(str(effort), 1) if effort else 1
+
+
+def pick_best(texts: list[str], schema: dict[str, Any] | None) -> int:
+    """Index of the candidate to return: the first valid against ``schema`` when there is one,
+    else the longest (a 135M model's failures are mostly truncated or empty answers)."""
+    if schema is not None:
+        import jsonschema
+
+        for index, text in enumerate(texts):
+            try:
+                jsonschema.validate(json.loads(text), schema)
+                return index
+            except (ValueError, jsonschema.ValidationError, jsonschema.SchemaError):
+                continue
+    return max(range(len(texts)), key=lambda i: len(texts[i].strip()))
 
 
 def _response(model: str, text: str, prompt_tokens: int, completion_tokens: int, finish: str) -> Any:

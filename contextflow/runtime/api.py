@@ -128,6 +128,7 @@ async def _execute(
     checkpoint: CheckpointMode = "node",
     plan: Plan | None = None,
     autonomy: str | None = None,
+    model_plan: dict[str, list[str]] | None = None,
 ) -> RunResult:
     if gate is None:
         from contextflow.runtime.approvals import gate_for
@@ -155,6 +156,8 @@ async def _execute(
         limits=CallLimits(spec.defaults.provider_limits), allowlist=Allowlist.build(allow_imports), state=state,
         cache=ResultCache(state.cache_dir) if cache else None, workdir=workdir, default_model=model,
     )
+    if model_plan:
+        ctx.extras["model_plan"] = model_plan  # the ladders llm calls may step down (LLMCaller)
     scheduler = Scheduler(
         plan, ctx, inputs=inputs, store=store, prior=prior, gate=gate, resumed=resumed, checkpoint=checkpoint
     )
@@ -187,8 +190,13 @@ async def arun(
     gate: Gate | None = None,
     checkpoint: CheckpointMode = "node",
     ledger: Ledger | None = None,
+    plan_models: bool = False,
 ) -> RunResult:
     """Run a pipeline (a built plan, a spec, a YAML path or a dict) and return its result.
+
+    ``plan_models``: before the run, cap each llm node's ladder at the rung the budget-aware
+    planner (:mod:`contextflow.cost.planner`) chooses, and let calls step down a rung when what
+    is left of the budget cannot cover a rung's worst case.
 
     Every finished node is checkpointed in the project's run store as it finishes
     (``checkpoint``: see :mod:`contextflow.runtime.checkpoints`), so an interrupted run can be
@@ -199,12 +207,18 @@ async def arun(
     plan = pipeline if isinstance(pipeline, Plan) else None
     spec = plan.spec if plan is not None else load_spec(pipeline)  # type: ignore[arg-type]
     bound = bind_inputs(spec, inputs)
+    planned: dict[str, str] | None = None
+    if plan_models:
+        from contextflow.cost.planner import apply_plan, plan_rungs
+
+        planned = plan_rungs(spec, budget, default_model=model)
+        spec, plan = apply_plan(spec, planned), None
     state = StateDir.for_project(project).ensure()
     run_id = run_id or new_run_id()
     root = Path(workdir) if workdir is not None else Path(project) if project is not None else Path.cwd()
     allow_imports = list(allow_imports)
     options = {"model": model, "workdir": str(root.resolve()), "cache": cache, "allow_imports": allow_imports,
-               "autonomy": autonomy, "checkpoint": checkpoint}
+               "autonomy": autonomy, "checkpoint": checkpoint, "planned_rungs": planned}
     store = RunStore(state.runs_db)
     try:
         store.create_run(
@@ -217,6 +231,7 @@ async def arun(
             spec, bound, run_id=run_id, state=state, store=store, sinks=sinks, trace=trace, executor=executor,
             budget=_budget(spec, budget, ledger=ledger), model=model, workdir=root, cache=cache, allow_imports=allow_imports,
             gate=gate, checkpoint=checkpoint, plan=plan, autonomy=autonomy,
+            model_plan=_model_plan(spec, planned),
         )
     finally:
         store.release_run(run_id)
@@ -259,10 +274,19 @@ async def aresume(
             workdir=Path(options.get("workdir") or Path.cwd()), cache=bool(options.get("cache", True)),
             allow_imports=options.get("allow_imports") or (), gate=gate, prior=prior, resumed=True,
             checkpoint=options.get("checkpoint") or "node", autonomy=options.get("autonomy"),
+            model_plan=_model_plan(spec, options.get("planned_rungs")),
         )
     finally:
         store.release_run(run_id)
         store.close()
+
+
+def _model_plan(spec: PipelineSpec, planned: Mapping[str, str] | None) -> dict[str, list[str]] | None:
+    if not planned:
+        return None
+    from contextflow.cost.planner import planned_ladders
+
+    return planned_ladders(spec)
 
 
 def _sync(coro: Any) -> Any:

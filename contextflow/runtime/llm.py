@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from contextflow.cost.budget import BudgetExceeded
+from contextflow.cost.rungs import parse_rung
 from contextflow.dags.refs import render_template
 from contextflow.dags.spec import LLMNode
 from contextflow.errors import UserError
@@ -36,6 +37,7 @@ from contextflow.runtime.structured import (
 LOCAL_DEFAULT_MODEL = "local/smollm2-135m"
 _KEY_DEFAULTS = (("OPENAI_API_KEY", "gpt-4o-mini"), ("ANTHROPIC_API_KEY", "claude-haiku-4-5"))
 _FALLBACK_OUTPUT_LIMIT = 4096
+OWN_PROVIDERS = ("sim", "local", "replay")  # contextflow's litellm custom providers
 
 
 def default_model() -> str:
@@ -97,6 +99,7 @@ class LLMCaller:
         self.spend = spend
         self.item = item
         self.scope = scope  # the node's upstream values (verifiers bind them by name)
+        self.step_note: dict[str, Any] | None = None  # set when the budget made this node step down
 
     def params_for(self, model: str) -> dict[str, Any]:
         params = dict(self.node.params)
@@ -112,18 +115,22 @@ class LLMCaller:
 
     async def attempt(self, number: int, model: str, messages: list[dict[str, Any]], purpose: str) -> dict[str, Any]:
         ctx = self.ctx
-        params = self.params_for(model)
+        # A rung ``MODEL@effort`` calls MODEL with litellm's reasoning_effort; events and records keep the rung.
+        rung = parse_rung(model)
+        params = {**self.params_for(rung.model), **rung.params}
+        if rung.effort and provider_of(rung.model) in OWN_PROVIDERS:
+            params["allowed_openai_params"] = ["reasoning_effort"]  # litellm refuses it for custom providers otherwise
         if ctx.budget.limits_calls:
-            cost_cap, token_cap = worst_case(model, messages, output_limit(self.node, params, model))
+            cost_cap, token_cap = worst_case(rung.model, messages, output_limit(self.node, params, rung.model))
         else:
             cost_cap, token_cap = 0.0, 0
         reservation = ctx.budget.reserve(cost_cap, token_cap, label=self.node_id)
         ctx.emit(AttemptStarted(ctx.run_id, self.node_id, number, model, prompt=messages, item=self.item))
         started = time.monotonic()
         try:
-            async with ctx.limits.slot(model):
+            async with ctx.limits.slot(rung.model):
                 work = Work(
-                    self.node_id, "llm", call_model, {"model": model, "messages": messages, "params": params},
+                    self.node_id, "llm", call_model, {"model": rung.model, "messages": messages, "params": params},
                     is_async=True, resources=dict(self.node.resources), attempt=number,
                 )
                 raw = await submit_timed(ctx, work, self.policies)
@@ -140,7 +147,7 @@ class LLMCaller:
             )
             raise
         usage = Usage(**raw["usage"])
-        cost, source = price_call(model, usage, raw.get("provider_cost_usd"))
+        cost, source = price_call(rung.model, usage, raw.get("provider_cost_usd"))
         ctx.budget.settle(reservation, cost, usage.total_tokens)
         self.spend.usage.add(usage)
         self.spend.cost_usd += cost
@@ -148,6 +155,8 @@ class LLMCaller:
             number, ok=True, started=started, model=model, purpose=purpose, cost_usd=cost,
             input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
         )
+        if self.step_note is not None:
+            record["stepped_down"], self.step_note = self.step_note, None
         self.spend.attempts.append(record)
         ctx.emit(
             AttemptFinished(
@@ -180,7 +189,33 @@ class LLMCaller:
                     f"{second} (after one repair attempt; model {model})", raw=text
                 ) from None
 
+    def stepped_down(self, models: list[str], messages: list[dict[str, Any]]) -> list[str]:
+        """With a model plan (``arun(plan_models=True)``): swap the first model for the best lower
+        rung of the node's ladder whose worst case fits what is left of the cost budget.
+
+        A rung this node already tried is not tried again; when nothing fits, the reservation
+        refuses the call as before (the cap itself is never the planner's job).
+        """
+        ladder = (self.ctx.extras.get("model_plan") or {}).get(self.node_id)
+        cap = self.ctx.budget.caps.max_cost_usd
+        if not ladder or not models or models[0] not in ladder or cap is None:
+            return models
+        totals = self.ctx.budget.totals()
+        left = cap - totals.spent_cost_usd - totals.reserved_cost_usd
+        tried = {a.get("model") for a in self.spend.attempts}
+        for rung in reversed(ladder[: ladder.index(models[0]) + 1]):
+            if rung != models[0] and rung in tried:
+                break
+            base = parse_rung(rung).model
+            worst, _ = worst_case(base, messages, output_limit(self.node, self.params_for(base), base))
+            if worst <= left:
+                if rung != models[0]:
+                    self.step_note = {"planned": models[0], "budget_left_usd": left}
+                return [rung, *models[1:]]
+        return models
+
     async def call_with_fallbacks(self, models: list[str], messages: list[dict[str, Any]]) -> CallOutcome:
+        models = self.stepped_down(models, messages)
         failures: list[str] = []
         last: BaseException | None = None
         for model in models:
