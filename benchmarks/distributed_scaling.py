@@ -65,6 +65,7 @@ async def per_task_ms(executor: object, tasks: int) -> float:
 
 
 async def main_async(args: argparse.Namespace) -> dict:
+    await many_runs(4, args.latency_ms, None)  # warm: litellm and the tokenizer load once, as on the workers
     local = await many_runs(args.runs, args.latency_ms, None)
     dask = DaskExecutor(n_workers=2, threads_per_worker=32)
     await dask.start()

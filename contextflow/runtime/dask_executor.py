@@ -17,6 +17,7 @@ scheduler refers to Dask.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 from contextflow.errors import UserError
@@ -25,6 +26,7 @@ from contextflow.runtime.remote import declarations_for, run_remote
 
 RESOURCE_NAMES = {"gpus": "GPU", "gpu": "GPU", "cpus": "CPU", "memory_gb": "MEMORY_GB"}
 CONNECT_TIMEOUT_S = 15.0
+RESOURCE_RECHECK_S = 5.0  # how often an unmet resource hint asks the scheduler for new workers
 
 
 def _check_address(address: str) -> str:
@@ -61,6 +63,7 @@ class DaskExecutor:
         self._client: Any = None
         self._cluster: Any = None
         self._available: dict[str, float] = {}
+        self._looked_at = 0.0
         self._start_lock = asyncio.Lock()
 
     async def start(self) -> "DaskExecutor":
@@ -85,27 +88,29 @@ class DaskExecutor:
                         hint="start one with 'dask scheduler' (and workers with 'dask worker ADDRESS'), "
                              "or leave --address out for a local cluster",
                     ) from None
-            self._available = self._cluster_resources()
+            await self._refresh_resources()
         return self
 
-    def _cluster_resources(self) -> dict[str, float]:
-        info = self._client.scheduler_info()
+    async def _refresh_resources(self) -> None:
+        # Ask the scheduler: the client's cached scheduler_info() can predate the workers.
+        info = await self._client.scheduler.identity()
         best: dict[str, float] = {}
         for worker in info.get("workers", {}).values():
             for name, amount in (worker.get("resources") or {}).items():
                 best[name] = max(best.get(name, 0.0), float(amount))
-        return best
+        self._available = best
+        self._looked_at = time.monotonic()
 
     @property
     def client(self) -> Any:
         return self._client
 
-    def _resources_for(self, work: Work) -> dict[str, float] | None:
+    async def _resources_for(self, work: Work) -> dict[str, float] | None:
         wanted = {RESOURCE_NAMES.get(k, k.upper()): float(v) for k, v in work.resources.items() if v}
         if not wanted:
             return None
-        if not self._satisfies(wanted):
-            self._available = self._cluster_resources()  # workers may have joined since the last look
+        if not self._satisfies(wanted) and time.monotonic() - self._looked_at > RESOURCE_RECHECK_S:
+            await self._refresh_resources()  # workers may have joined since the last look
         if self._satisfies(wanted):
             return wanted
         self.dropped_resources.append((work.node_id, wanted))
@@ -117,7 +122,7 @@ class DaskExecutor:
     async def submit(self, work: Work) -> Any:
         if self._client is None:
             await self.start()
-        future = self._client.submit(run_remote, work, declarations_for(work), pure=False, resources=self._resources_for(work))
+        future = self._client.submit(run_remote, work, declarations_for(work), pure=False, resources=await self._resources_for(work))
         try:
             return await future
         except asyncio.CancelledError:

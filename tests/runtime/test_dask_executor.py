@@ -158,3 +158,69 @@ def test_cost_cap_holds_when_calls_run_on_several_workers(cluster, tmp_path: Pat
     done = [r for r in result.nodes.values() if r.status == "succeeded"]
     assert 3 < len(done) < 32
     assert any(r.error and "budget" in r.error for r in result.nodes.values())
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--executor", "dask", "--address", "scheduler-without-port"], "is not a Dask scheduler address"),
+        (["--executor", "dask", "--address", "http://127.0.0.1:8786"], "is not a Dask scheduler address"),
+        (["--address", "tcp://127.0.0.1:8786"], "--address needs --executor dask"),
+        (["--executor", "ray"], "unknown executor 'ray'"),
+        (["--executor", "dask", "--address", "UNREACHABLE"], "could not reach the Dask scheduler"),
+    ],
+)
+def test_cli_executor_errors_exit_2_without_a_traceback(state_home, tmp_path: Path, monkeypatch, capsys,
+                                                        args, message) -> None:
+    import sys
+
+    from contextflow.cli import main
+    from contextflow.runtime import dask_executor
+
+    monkeypatch.setattr(dask_executor, "CONNECT_TIMEOUT_S", 1.0)
+    args = [a.replace("UNREACHABLE", f"tcp://127.0.0.1:{_free_port()}") for a in args]  # nothing listens there
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text("name: p\nnodes:\n  - {id: ask, kind: llm, model: sim/echo, prompt: hi}\n")
+    monkeypatch.setattr(sys, "argv", ["contextflow", "run", str(pipeline), "--json", "--no-trace", *args])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def on_gpu_worker() -> bool:
+    """A python node that reports whether the worker running it offers a GPU resource."""
+    from distributed import get_worker
+
+    return get_worker().state.total_resources.get("GPU", 0) > 0
+
+
+async def test_gpu_hints_run_on_gpu_workers_only(tmp_path: Path) -> None:
+    from distributed import LocalCluster, Worker
+
+    # One worker advertises GPU=1, the other nothing (threads in this process: quick to start).
+    async with LocalCluster(n_workers=1, processes=False, threads_per_worker=2, resources={"GPU": 1},
+                            host="127.0.0.1", protocol="tcp", dashboard_address=None, asynchronous=True) as cluster:
+        async with Worker(cluster.scheduler_address, host="127.0.0.1", nthreads=2):
+            executor = DaskExecutor(cluster.scheduler_address)
+            nodes = [{"id": f"gpu{i}", "kind": "python", "function": f"{__name__}:on_gpu_worker",
+                      "resources": {"gpus": 1}} for i in range(8)]
+            nodes.append({"id": "tpu", "kind": "python", "function": f"{__name__}:on_gpu_worker",
+                          "resources": {"tpus": 1}})
+            try:
+                result = await arun({"name": "placed", "nodes": nodes}, {}, project=tmp_path, executor=executor,
+                                    allow_imports=[__name__], trace=False)
+            finally:
+                await executor.aclose()
+    assert result.status == "succeeded", result.error
+    assert all(result.nodes[f"gpu{i}"].value is True for i in range(8))
+    assert executor.dropped_resources == [("tpu", {"TPUS": 1.0})]  # no worker has it: run anywhere
