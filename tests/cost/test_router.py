@@ -108,3 +108,20 @@ def test_router_cli_reports_bad_input_without_a_traceback(tmp_path: Path, state_
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "lacks the column(s) prompt, weak_correct" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_gain_per_dollar_beats_random_where_gain_alone_does_not() -> None:
+    from contextflow.cost.evaluation import Outcomes, curve, gain_per_dollar, metrics
+
+    # Long prompts are slightly more likely to need the strong model but cost ten times more to send.
+    n = 200
+    long = np.arange(n) % 2 == 0
+    half = np.arange(n) // 2
+    weak_ok = np.where(long, half % 20 >= 3, half % 25 >= 3)  # 15% vs 12% wrong
+    strong_cost = np.where(long, 10.0, 1.0)
+    outcomes = Outcomes(weak_ok, np.ones(n, dtype=bool), np.zeros(n), strong_cost, cascade=False)
+    p_weak = np.where(long, 0.85, 0.88)  # what a calibrated head would say
+    by_gain = metrics(outcomes, curve(outcomes, p_weak))
+    per_dollar = metrics(outcomes, curve(outcomes, gain_per_dollar(p_weak, None, strong_cost)))
+    assert per_dollar["cost_share_at_95"] < by_gain["cost_share_at_95"]
+    assert per_dollar["beats_random_everywhere"] and not by_gain["beats_random_everywhere"]
