@@ -14,7 +14,7 @@ import pytest
 from contextflow.errors import UserError
 from contextflow.runtime import resume, run
 from contextflow.runtime.approvals import approve, decisions, edit, pending, reject
-from contextflow.runtime.autonomy import node_rule
+from contextflow.runtime.autonomy import LEVELS, escalation_waits, node_rule
 from contextflow.dags.spec import LLMNode, ToolNode
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -183,6 +183,11 @@ def test_policy_table() -> None:
     assert node_rule("full", tool) is None
     assert node_rule("full", tool.model_copy(update={"approval": "always"})).phase == "before"
     assert node_rule("suggest", llm.model_copy(update={"approval": "never"})) is None
+    cascade = LLMNode(id="c", prompt="x", strategy="cascade", models=["sim/a", "sim/b"])
+    assert [escalation_waits(level, cascade, True) for level in LEVELS] == [True, True, True, False]
+    assert not any(escalation_waits(level, cascade, False) for level in LEVELS)
+    assert escalation_waits("full", cascade.model_copy(update={"approval": "on_escalation"}), False)
+    assert not escalation_waits("suggest", cascade.model_copy(update={"approval": "never"}), True)
 
 
 def test_bad_decisions_are_clear_errors(tmp_path: Path, state_home: Path) -> None:
