@@ -64,20 +64,17 @@ async def _cascade(caller: LLMCaller, ladder: list[str], messages: list[dict[str
         if all(r.get("passed") for r in records):
             return outcome
         if rung + 1 < len(ladder):
-            stop = await _escalation_check(caller, ladder[rung + 1], messages)
-            if stop is not None:  # held for a person, or the budget cannot cover the next rung
-                if caller.spend.attempts:
-                    caller.spend.attempts[-1]["escalation"] = {**stop, "rung": rung + 1}
-                return outcome
+            await _before_escalation(caller, ladder[rung + 1], messages)
     assert last is not None
     return last
 
 
-async def _escalation_check(caller: LLMCaller, model: str, messages: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The run's escalation guard (set by the approval gate, ``contextflow.runtime.approvals``):
-    None to step up to ``model``; a record to stop at the current answer."""
+async def _before_escalation(caller: LLMCaller, model: str, messages: list[dict[str, Any]]) -> None:
+    """Ask the run's escalation guard (set by the approval gate, ``contextflow.runtime.approvals``)
+    before stepping up to ``model``; it raises to stop the node at a gate for a person."""
     guard = caller.ctx.extras.get("escalation_guard")
-    return await guard(caller, model, messages) if guard is not None else None
+    if guard is not None:
+        await guard(caller, model, messages)
 
 
 def _account_verifier_spend(caller: LLMCaller, records: list[dict[str, Any]]) -> None:
