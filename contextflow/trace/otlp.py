@@ -24,7 +24,7 @@ def _ns(seconds: float | None) -> int | None:
     return int(seconds * 1e9) if seconds is not None else None
 
 
-def export_run(run: dict[str, Any], endpoint: str, *, exporter: Any = None) -> int:
+def export_run(run: dict[str, Any], endpoint: str, *, exporter: Any = None, timeout_s: float = 10.0) -> int:
     """Send ``run`` (``TraceStore.run(...)``) to ``endpoint`` (e.g. http://127.0.0.1:4318);
     returns the number of spans sent. ``exporter`` replaces the OTLP exporter (tests).
 
@@ -38,7 +38,7 @@ def export_run(run: dict[str, Any], endpoint: str, *, exporter: Any = None) -> i
     if exporter is None:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-        exporter = OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces", timeout=10)
+        exporter = OTLPSpanExporter(endpoint=endpoint.rstrip("/") + "/v1/traces", timeout=timeout_s)
     ended: list[Any] = []
 
     class _Collect(SpanProcessor):
