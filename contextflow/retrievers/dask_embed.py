@@ -36,7 +36,8 @@ class DaskEncoder:
         self.client = client
         self.model = model
         self.batch_size = batch_size
-        workers = client.scheduler_info().get("workers", {}).values()
+        # A fresh look: the client's cached scheduler_info() can predate the workers.
+        workers = client.sync(client.scheduler.identity).get("workers", {}).values()
         self.uses_gpus = any((w.get("resources") or {}).get("GPU", 0) > 0 for w in workers)
         self.model_id, self.dim = client.submit(_describe_on_worker, model, pure=False, resources=self._resources()).result()
 
