@@ -86,6 +86,10 @@ def test_approving_a_waiting_node_in_the_viewer_finishes_the_run(live_viewer, pa
     page.click("#approval #approve")
     page.wait_for_function("() => (document.querySelector('#totals') || {}).innerText?.includes('succeeded')",
                            timeout=60_000)
+    page.wait_for_selector("#details h2:text('Node save')")  # the redrawn page reopens the decided node
+    assert "succeeded" in page.inner_text("#details .cards")
+    decision = page.inner_text("#details .decision")  # the decision span from the trace: who, when, why
+    assert decision.startswith("Decision: approve by ") and "looks right" in decision
     page.screenshot(path=str(ARTIFACTS / "viewer-approved.png"), full_page=True)
     assert (project / "notes" / "out.txt").read_text() == "hello from the model"
 

@@ -219,7 +219,8 @@ function nodeDetails(run, nodeId) {
             h("td", { class: "num" }, (it.score ?? 0).toFixed(3)), h("td", {}, it.reason || ""), h("td", { class: "num" }, it.tokens),
             h("td", { class: "barcell" }, h("span", { class: "bar", style: `width:${(100 * (it.tokens || 0)) / max}%` })))))));
     } else if (sp.kind === "decision") {
-      out.push(h("div", {}, `Decision: ${a["contextflow.decision"]} by ${a["contextflow.actor"]}`, a["contextflow.diff"] ? h("pre", {}, a["contextflow.diff"]) : null));
+      out.push(h("div", { class: "decision" }, `Decision: ${a["contextflow.decision"]} by ${a["contextflow.actor"]} at ${fmtTime(sp.start)}`,
+        a["contextflow.comment"] ? ` — “${a["contextflow.comment"]}”` : "", a["contextflow.diff"] ? h("pre", {}, a["contextflow.diff"]) : null));
     }
   }
   if ("contextflow.output" in attrs) out.push(h("b", {}, "Output"), h("pre", { class: "output" }, text(attrs["contextflow.output"])));
@@ -237,13 +238,19 @@ async function decide(runId, nodeId, action, body) {
   return out;
 }
 
-async function waitForRun(runId, note) {
+// Redraw the run with ``nodeId``'s panel open (#/run/ID/NODE), whether or not the hash changes.
+function showNode(runId, nodeId) {
+  const target = `#/run/${encodeURIComponent(runId)}/${encodeURIComponent(nodeId)}`;
+  if (location.hash === target) route(); else location.hash = target;
+}
+
+async function waitForRun(runId, nodeId, note) {
   for (let i = 0; i < 240; i++) {
     await new Promise((r) => setTimeout(r, 500));
     const p = await api(`/api/runs/${encodeURIComponent(runId)}/pending`).catch(() => null);
     const state = p && p.resume ? p.resume.state : "done";
     if (state === "error") { note.textContent = `resume failed: ${p.resume.error}`; return; }
-    if (state === "done") { note.textContent = `run ${p && p.resume ? p.resume.status : "resumed"}`; route(); return; }
+    if (state === "done") { note.textContent = `run ${p && p.resume ? p.resume.status : "resumed"}`; showNode(runId, nodeId); return; }
   }
   note.textContent = "the run is still going; reload the page to see it";
 }
@@ -262,7 +269,7 @@ function approvalPanel(runId, nodeId) {
       try {
         const out = await decide(runId, nodeId, action, { ...body(), comment: comment.value || null });
         note.textContent = out.resuming ? "decision recorded; resuming the run…" : "decision recorded";
-        if (out.resuming) await waitForRun(runId, note); else route();
+        if (out.resuming) await waitForRun(runId, nodeId, note); else showNode(runId, nodeId);
       } catch (e) { note.textContent = String(e.message || e); }
     };
     const parsed = () => { try { return { value: JSON.parse(editor.value) }; } catch (e) { return { value: editor.value }; } };
@@ -285,7 +292,7 @@ function approvalPanel(runId, nodeId) {
 
 const card = (label, value) => h("div", { class: "card" }, h("div", { class: "label" }, label), h("div", { class: "value" }, value));
 
-async function renderRun(runId) {
+async function renderRun(runId, openNode) {
   const run = await api(`/api/runs/${encodeURIComponent(runId)}`);
   let metric = "cost_usd", selected = null;
   const dagBox = h("div", { class: "panel" }), details = h("div", { class: "panel", id: "details" }, h("span", { class: "muted" }, "Click a node to see its prompt, response, attempts and context."));
@@ -325,6 +332,7 @@ async function renderRun(runId) {
     h("h2", {}, "Waterfall"), h("div", { class: "panel" }, waterfall(run, pick)),
     h("div", { class: "grid2" }, breakdown("Cost by node", Object.entries(run.by_node), "by-node"), breakdown("Cost by model", Object.entries(run.by_model), "by-model")),
     whatIf, details);
+  if (openNode && run.by_node[openNode]) pick(openNode);
 }
 
 // ---- compare ----------------------------------------------------------------------------------
@@ -342,7 +350,7 @@ async function renderCompare(a, b) {
 async function route() {
   const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
   try {
-    if (parts[0] === "run" && parts[1]) await renderRun(parts[1]);
+    if (parts[0] === "run" && parts[1]) await renderRun(parts[1], parts[2]);
     else if (parts[0] === "compare" && parts[2]) await renderCompare(parts[1], parts[2]);
     else if (EMBEDDED && EMBEDDED.run) await renderRun(EMBEDDED.run.run_id);
     else await renderRuns();
