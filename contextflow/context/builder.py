@@ -109,10 +109,13 @@ def build_context(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     fresh = refresh or index.generation == 0
-    is_git = index.update(embeddings=False).git if fresh else index.is_git
+    # One walk serves both the lexical index and the vectors (whether git is there does not change it).
+    wants_vectors = "embeddings" in resolve_retrievers(retrievers, git=True)
+    if fresh:
+        is_git = index.update(embeddings=wants_vectors, model=embedding_model if wants_vectors else None).git
+    else:
+        is_git = index.is_git
     chosen = resolve_retrievers(retrievers, git=is_git)
-    if "embeddings" in chosen and fresh:
-        index.update(embeddings=True, model=embedding_model)
     timings["index_s"] = time.perf_counter() - t0
     rankings: dict[str, list[Hit]] = {}
     for name in chosen:
