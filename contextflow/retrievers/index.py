@@ -290,6 +290,11 @@ class RepoIndex:
         generation = self.generation
         if generation == self._loaded_generation:
             return
+        with self._lock:  # retrieve nodes run in threads: load once, never half-swapped
+            if generation != self._loaded_generation:
+                self._load(generation)
+
+    def _load(self, generation: int) -> None:
         chunks: dict[str, ChunkRecord] = {}
         by_path: dict[str, list[ChunkRecord]] = {}
         for cid, path, s, e, kind, symbols, header, text, cuts, lang in self.db.execute(
