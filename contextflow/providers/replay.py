@@ -1,9 +1,10 @@
 """``replay/<model>``: a litellm provider that serves recorded responses for (model, prompt).
 
 An offline evaluation harness must run the real scheduler path (templates, cascades, verifiers,
-budgets, cost accounting) without calling any API. Recordings come from :func:`record`, a JSONL
-file (``{"model", "prompt", "response", "prompt_tokens"?, "completion_tokens"?}`` per line) or a
-CSV of outcomes like ``../shared/data/routellm`` (:func:`load_outcomes_csv`). A call is matched on
+budgets, cost accounting) without calling any API. Recordings come from :func:`record`, a
+traced run (:func:`load_trace`), a JSONL file (``{"model", "prompt", "response",
+"prompt_tokens"?, "completion_tokens"?}`` per line) or a CSV of outcomes like
+``../shared/data/routellm`` (:func:`load_outcomes_csv`). A call is matched on
 the model and its last user message (whitespace-trimmed); usage is the recorded token counts or
 litellm's count of the texts; cost is the *underlying* model's catalog price, so a replayed run
 costs what the real one would have. A prompt with no recording is a clear, non-retried error.
@@ -93,6 +94,32 @@ def load_outcomes_csv(path: str | Path, models: dict[str, str]) -> int:
                 if row[column]:
                     record(model, row["prompt"], row[column])
                     added += 1
+    return added
+
+
+def load_trace(traces_db: str | Path, run_id: str) -> int:
+    """Load every successful model call of a traced run (``StateDir.traces_db``) as recordings.
+
+    The trace keeps each attempt's prompt, response and token counts, so the same pipeline can
+    then run offline with its models renamed ``replay/<model>``.
+    """
+    from contextflow.cost.rungs import parse_rung
+    from contextflow.trace import TraceStore
+
+    spans = TraceStore(Path(traces_db)).spans(run_id)
+    if not spans:
+        raise UserError(f"no traced run '{run_id}' in {traces_db}", hint="run the pipeline with tracing on first")
+    added = 0
+    for span in spans:
+        attrs = span.get("attributes") or {}
+        prompt, response = attrs.get("contextflow.prompt"), attrs.get("contextflow.response")
+        if span.get("kind") != "attempt" or not span.get("model") or response is None or not prompt:
+            continue
+        text = _prompt_of(prompt) if isinstance(prompt, list) else str(prompt)
+        model = parse_rung(str(span["model"])).model  # an effort rung replays as its model
+        record(model, text, str(response), prompt_tokens=span.get("input_tokens"),
+               completion_tokens=span.get("output_tokens"))
+        added += 1
     return added
 
 

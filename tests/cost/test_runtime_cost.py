@@ -179,3 +179,28 @@ def test_local_model_at_higher_effort_samples_more(state_home: Path, monkeypatch
                                            return_dict=True)["input_ids"]
     assert node.usage.input_tokens == 3 * len(prompt)  # three samples of the same prompt
     assert node.usage.output_tokens <= 12 and node.cost_usd == 0.0 and node.value.strip()
+
+
+def test_a_traced_run_replays_offline_through_the_replay_provider(state_home: Path) -> None:
+    from contextflow.providers import replay as replay_provider
+
+    simulated.configure("tr-weak", reply="a cheap answer", input_cost_per_token=1e-6, output_cost_per_token=1e-6)
+    simulated.configure("tr-strong", reply="ANSWER: 7", input_cost_per_token=1e-5, output_cost_per_token=1e-5)
+
+    def spec(prefix: str) -> dict[str, Any]:
+        return {"name": "tr", "nodes": [
+            {"id": "solve", "kind": "llm", "prompt": "What is three plus four?", "strategy": "cascade",
+             "models": [f"{prefix}sim/tr-weak", f"{prefix}sim/tr-strong"],
+             "verify": [{"kind": "regex", "pattern": "ANSWER: \\d+"}]}]}
+
+    recorded = run(spec(""), cache=False)  # traced
+    replay_provider.clear()
+    try:
+        assert replay_provider.load_trace(StateDir.for_project().traces_db, recorded.run_id) == 2
+        replayed = run(spec("replay/"), trace=False, cache=False)
+    finally:
+        replay_provider.clear()
+    solve, again = recorded.nodes["solve"], replayed.nodes["solve"]
+    assert again.value == solve.value == "ANSWER: 7" and again.model == "replay/sim/tr-strong"
+    assert [a["verdicts"][0]["passed"] for a in again.attempts] == [False, True]
+    assert again.cost_usd == pytest.approx(solve.cost_usd)  # recorded tokens at the underlying models' prices
