@@ -258,6 +258,8 @@ def register(app: typer.Typer) -> None:
         project: Optional[Path] = typer.Option(None, "--project", help="Project folder."),
         max_cost: Optional[float] = typer.Option(None, "--max-cost", help="New cap on the run's total cost in $."),
         no_trace: bool = typer.Option(False, "--no-trace", help="Do not record a trace."),
+        executor: str = typer.Option("local", "--executor", help="local | dask"),
+        address: Optional[str] = typer.Option(None, "--address", help="Dask scheduler address (tcp://HOST:PORT)."),
     ) -> None:
         """Finish an interrupted, failed or budget-stopped run; finished nodes are not run again."""
         from contextflow.dags.spec import BudgetSpec, PipelineSpec
@@ -275,8 +277,17 @@ def register(app: typer.Typer) -> None:
         node_ids = PipelineSpec.model_validate(record.spec).node_ids
         budget = BudgetSpec(max_cost_usd=max_cost) if max_cost is not None else None
 
-        def start(sinks: list[Any]) -> Any:
-            return aresume(run_id, project=project, sinks=sinks, trace=not no_trace, budget=budget)
+        chosen = make_executor(executor, address)
+
+        async def start(sinks: list[Any]) -> Any:
+            try:
+                if chosen is not None:
+                    await chosen.start()
+                return await aresume(run_id, project=project, sinks=sinks, trace=not no_trace, budget=budget,
+                                     executor=chosen)
+            finally:
+                if chosen is not None:
+                    await chosen.aclose()
 
         _execute(start, node_ids, f"{record.pipeline} {run_id} (resumed)", as_json, run_id)
 

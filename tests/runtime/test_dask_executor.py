@@ -224,3 +224,28 @@ async def test_gpu_hints_run_on_gpu_workers_only(tmp_path: Path) -> None:
     assert result.status == "succeeded", result.error
     assert all(result.nodes[f"gpu{i}"].value is True for i in range(8))
     assert executor.dropped_resources == [("tpu", {"TPUS": 1.0})]  # no worker has it: run anywhere
+
+
+def test_a_budget_stopped_run_resumes_on_dask_without_rerunning_finished_nodes(cluster, tmp_path: Path) -> None:
+    from contextflow.dags.spec import BudgetSpec
+    from contextflow.runtime import aresume
+
+    executor, loop = cluster
+    spec = {
+        "name": "stops",
+        "models": {"sim/resumable": {"input_cost_per_token": 1e-5, "output_cost_per_token": 1e-5}},
+        "defaults": {"max_concurrency": 1, "budget": {"max_cost_usd": 0.004}},
+        "nodes": [{"id": f"n{i}", "kind": "llm", "model": "sim/resumable", "prompt": f"step {i} " * 20,
+                   "max_output_tokens": 100, "params": {"sim": {"output_tokens": 100}},
+                   **({"depends_on": [f"n{i - 1}"]} if i else {})} for i in range(4)],
+    }
+    first = loop.run_until_complete(arun(spec, {}, project=tmp_path, executor=executor, cache=False))
+    assert first.status == "budget_exceeded"
+    finished = {n for n, r in first.nodes.items() if r.status == "succeeded"}
+    assert finished and len(finished) < 4
+    resumed = loop.run_until_complete(
+        aresume(first.run_id, project=tmp_path, executor=executor, budget=BudgetSpec(max_cost_usd=1.0))
+    )
+    assert resumed.status == "succeeded"
+    for node_id in finished:  # kept from the first run, not called again
+        assert resumed.nodes[node_id].attempts == first.nodes[node_id].attempts
