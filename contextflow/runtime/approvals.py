@@ -152,6 +152,10 @@ class ApprovalGate:
             self.store.mark_decision_applied(decision.id)
             if decision.decision == "edit" and isinstance(decision.payload, dict) and "inputs" in decision.payload:
                 node = node.model_copy(update={"args": dict(decision.payload["inputs"])})
+        if not decided and node.kind == "llm" and getattr(node, "strategy", "fixed") != "cascade":
+            held = self._budget_hold(ctx, node_id, node, scope)
+            if held is not None:
+                return held
         if node.kind == "llm" and getattr(node, "strategy", None) == "cascade":
             try:
                 return await self._run_node(ctx, node_id, node, scope)
@@ -181,30 +185,54 @@ class ApprovalGate:
             held.value = decision.payload["output"]
         return held
 
-    async def _escalation(self, caller: Any, to_model: str, messages: list[dict[str, Any]]) -> None:
-        """The cascade's escalation guard: None lets it try the pricier rung; raises to stop at the gate."""
+    def _budget_hold(self, ctx: Any, node_id: str, node: Any, scope: Mapping[str, Any]) -> NodeResult | None:
+        """Hold a model call whose worst case could pass the budget (not at ``full``)."""
+        budget = ctx.budget
+        if self.level == "full" or not budget.limits_calls or getattr(node, "approval", None) == "never":
+            return None
+        from contextflow.runtime.llm import primary_models, render_messages
+
+        model = primary_models(ctx, node)[0]
+        messages = render_messages(node, scope)
+        proposal = self._budget_check(ctx, node, model, messages, dict(node.params))
+        if proposal is None:
+            return None
+        return _waiting(node_id, "budget", "budget", {"proposal": proposal})
+
+    def _budget_check(self, ctx: Any, node: Any, model: str, messages: list[dict[str, Any]],
+                      params: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The proposal for a call that could pass the budget, or None when it fits."""
         from contextflow.runtime.calls import worst_case
         from contextflow.runtime.llm import output_limit
 
-        node = caller.node
-        budget = caller.ctx.budget
-        cost, tokens = worst_case(to_model, messages, output_limit(node, caller.params_for(to_model), to_model))
+        budget = ctx.budget
+        cost, tokens = worst_case(model, messages, output_limit(node, params, model))
         totals = budget.totals()
         caps = budget.caps
         over_cost = caps.max_cost_usd is not None and totals.spent_cost_usd + totals.reserved_cost_usd + cost > caps.max_cost_usd
         over_tokens = caps.max_tokens is not None and totals.spent_tokens + totals.reserved_tokens + tokens > caps.max_tokens
-        if not escalation_waits(self.level, node, over_cost or over_tokens):
+        if not (over_cost or over_tokens):
+            return None
+        return {
+            "to_model": model, "worst_case_cost_usd": cost, "worst_case_tokens": tokens,
+            "spent_cost_usd": totals.spent_cost_usd, "reserved_cost_usd": totals.reserved_cost_usd,
+            "max_cost_usd": caps.max_cost_usd, "spent_tokens": totals.spent_tokens,
+            "reserved_tokens": totals.reserved_tokens, "max_tokens": caps.max_tokens, "could_pass_budget": True,
+        }
+
+    async def _escalation(self, caller: Any, to_model: str, messages: list[dict[str, Any]]) -> None:
+        """The cascade's escalation guard: None lets it try the pricier rung; raises to stop at the gate."""
+        node = caller.node
+        proposal = self._budget_check(caller.ctx, node, to_model, messages, caller.params_for(to_model))
+        if not escalation_waits(self.level, node, proposal is not None):
             return
         decision = self._latest(caller.node_id)
         if decision is not None and decision.decision == "approve":
             return
-        raise ApprovalRequired("escalation", {
-            "from_model": (caller.spend.attempts or [{}])[-1].get("model"), "to_model": to_model, "worst_case_cost_usd": cost, "worst_case_tokens": tokens,
-            "spent_cost_usd": totals.spent_cost_usd, "reserved_cost_usd": totals.reserved_cost_usd,
-            "max_cost_usd": caps.max_cost_usd, "spent_tokens": totals.spent_tokens,
-            "reserved_tokens": totals.reserved_tokens, "max_tokens": caps.max_tokens,
-            "could_pass_budget": bool(over_cost or over_tokens),
-        }, caller.spend)
+        if proposal is None:  # approval: on_escalation, within budget
+            proposal = {"to_model": to_model, "could_pass_budget": False}
+        proposal["from_model"] = (caller.spend.attempts or [{}])[-1].get("model")
+        raise ApprovalRequired("escalation", proposal, caller.spend)
 
 
 # decisions from the CLI, the viewer or Python ------------------------------------------------
@@ -257,7 +285,7 @@ def _decide(run_id: str, node_id: str, decision: str, *, project: Any, actor: st
 
 def _grant_for(proposal: Any) -> dict[str, Any]:
     shown = proposal.get("proposal") if isinstance(proposal, dict) else None
-    if proposal.get("phase") != "escalation" or not isinstance(shown, dict) or not shown.get("could_pass_budget"):
+    if proposal.get("phase") not in ("escalation", "budget") or not isinstance(shown, dict) or not shown.get("could_pass_budget"):
         return {}
     grant: dict[str, Any] = {}
     if shown.get("max_cost_usd") is not None:
@@ -278,8 +306,8 @@ def _edit_payload(proposal: dict[str, Any], edited: Any) -> tuple[dict[str, Any]
         return {"inputs": edited}, json_diff(proposal.get("args"), edited, "inputs")
     if phase == "after":
         return {"output": edited}, json_diff(proposal.get("output"), edited, "output")
-    raise UserError("this node waits on an escalation; approve or reject it",
-                    hint="an escalation has no inputs or output to edit yet")
+    raise UserError("this node waits on a budget decision (an escalation or a costly call); approve or reject it",
+                    hint="it has no inputs or output to edit yet")
 
 
 def editable(proposal: dict[str, Any]) -> Any:

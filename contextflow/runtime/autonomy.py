@@ -3,14 +3,15 @@
 Levels, from most to least supervised:
 
 - ``suggest``: every model step's result waits; side effects and risky escalations wait too.
-- ``ask``: side-effecting tools wait before they act; a cascade escalation whose worst case could
-  pass the budget waits.
-- ``budgeted``: only an escalation whose worst case could pass the budget waits.
+- ``ask``: side-effecting tools wait before they act; a model call or cascade escalation whose
+  worst case could pass the budget waits.
+- ``budgeted``: only a model call or escalation whose worst case could pass the budget waits.
 - ``full``: nothing waits (per-node ``approval: always`` still does).
 
-A node's own ``approval`` overrides the level for that node: ``always`` (tools wait before they
-act, other nodes after), ``on_side_effect``, ``on_escalation`` (every escalation waits, whatever
-it costs) and ``never``.
+A node's own ``approval`` refines the level for that node: ``always`` waits at every level
+(tools before they act, other nodes after); ``never`` never waits; below ``full``,
+``on_side_effect`` makes its side effects wait (even at ``budgeted``) and ``on_escalation`` makes
+every escalation wait, whatever it costs. At ``full`` only ``always`` stops a node.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def node_rule(level: str, node: Any) -> GateRule | None:
     if approval == "always":
         return GateRule("before", "always") if effects else GateRule("after", "always")
     if approval == "on_side_effect":
-        return GateRule("before", "side_effect") if effects else None
+        return GateRule("before", "side_effect") if effects and level != "full" else None
     if approval == "on_escalation":
         return None
     if effects and level in ("suggest", "ask"):
@@ -73,9 +74,9 @@ def escalation_waits(level: str, node: Any, could_pass_budget: bool) -> bool:
     approval = getattr(node, "approval", None)
     if approval == "never":
         return False
-    if approval == "on_escalation":
-        return True
-    return could_pass_budget and level != "full"
+    if level == "full":
+        return False
+    return approval == "on_escalation" or could_pass_budget
 
 
 def needs_gate(level: str, spec: Any) -> bool:
@@ -85,4 +86,6 @@ def needs_gate(level: str, spec: Any) -> bool:
             return True
         if getattr(node, "strategy", None) == "cascade" and escalation_waits(level, node, True):
             return True
+        if node.kind == "llm" and level != "full" and getattr(node, "approval", None) != "never":
+            return True  # a call whose worst case could pass the budget waits (checked at run time)
     return False

@@ -186,7 +186,10 @@ def test_policy_table() -> None:
     cascade = LLMNode(id="c", prompt="x", strategy="cascade", models=["sim/a", "sim/b"])
     assert [escalation_waits(level, cascade, True) for level in LEVELS] == [True, True, True, False]
     assert not any(escalation_waits(level, cascade, False) for level in LEVELS)
-    assert escalation_waits("full", cascade.model_copy(update={"approval": "on_escalation"}), False)
+    assert escalation_waits("budgeted", cascade.model_copy(update={"approval": "on_escalation"}), False)
+    assert not escalation_waits("full", cascade.model_copy(update={"approval": "on_escalation"}), True)
+    careful = tool.model_copy(update={"approval": "on_side_effect"})
+    assert node_rule("budgeted", careful).phase == "before" and node_rule("full", careful) is None
     assert not escalation_waits("suggest", cascade.model_copy(update={"approval": "never"}), True)
 
 
@@ -246,3 +249,21 @@ def test_terminal_prompt_decides_and_resumes_in_process(tmp_path: Path, state_ho
     monkeypatch.setattr(typer, "prompt", lambda *a, **k: "s")  # "later": stays waiting, nothing decided
     assert cli_approvals.decide_at_terminal(later, None).status == "waiting"
     assert decisions(later.run_id) == []
+
+
+def test_a_call_that_could_pass_the_budget_waits_at_budgeted(tmp_path: Path, state_home: Path) -> None:
+    from contextflow.providers import simulated
+
+    simulated.configure("g-pricey", reply="done", input_cost_per_token=1e-3, output_cost_per_token=1e-3)
+    spec = {"name": "b", "defaults": {"budget": {"max_cost_usd": 0.02}},
+            "nodes": [{"id": "cheap", "kind": "llm", "model": "sim/echo", "prompt": "hi", "max_output_tokens": 8},
+                      {"id": "big", "kind": "llm", "model": "sim/g-pricey", "prompt": "hi", "max_output_tokens": 64}]}
+    held = run(spec, autonomy="budgeted", workdir=tmp_path, trace=False)
+    assert _statuses(held) == {"cheap": "succeeded", "big": "waiting"}
+    assert pending(held.run_id)["big"]["proposal"]["worst_case_cost_usd"] > 0.02
+    with pytest.raises(UserError, match="budget decision"):
+        edit(held.run_id, "big", "x")
+    approve(held.run_id, "big")
+    done = resume(held.run_id)
+    assert done.status == "succeeded" and done.outputs["big"] == "done"
+    assert run(spec, autonomy="full", workdir=tmp_path, trace=False, cache=False).status == "budget_exceeded"
