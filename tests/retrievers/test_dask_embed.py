@@ -17,7 +17,9 @@ def test_dask_encoder_matches_local_encode_and_streams_every_index(tmp_path) -> 
     from contextflow.retrievers.encoder import get_encoder
 
     texts = [f"def handler_{i}(request):\n    return respond({i}, request.user)" for i in range(23)] + ["", "ünïcode"]
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+    # Worker threads in this process share one loaded model (loading it in two worker processes
+    # costs ~30 s on 2 cores); texts and vectors still cross TCP, serialised, as between machines.
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, host="127.0.0.1", protocol="tcp",
                       dashboard_address=None) as cluster, Client(cluster) as client:
         remote = DaskEncoder(client, batch_size=5)
         assert not remote.uses_gpus  # no GPU workers: batches run on CPU workers
