@@ -29,10 +29,14 @@ def register(app: typer.Typer) -> None:
     @router_app.command("train")
     def train(
         csv_path: Path = typer.Argument(..., help="Outcomes CSV: prompt, weak_correct[, strong_correct, weak_response, subject]."),
-        name: str = typer.Option("router", help="Router name (saved under .contextflow/routers/) or a .json path."),
+        name: str = typer.Option("router", "--name", "-o", "--output",
+                                 help="Router name (saved under .contextflow/routers/) or a .json path."),
+        mode: Optional[str] = typer.Option(None, help="prompt (route before calling) or cascade (reads the cheap "
+                                           "answer); default: cascade when the CSV has weak_response."),
         weak: str = typer.Option(DEFAULT_WEAK, help="The cheaper model."),
         strong: str = typer.Option(DEFAULT_STRONG, help="The stronger model."),
-        strong_share: Optional[float] = typer.Option(None, min=0, max=1, help="Calibrate: send this share of calls strong."),
+        strong_share: Optional[float] = typer.Option(None, "--strong-share", "--target-strong-share", min=0, max=1,
+                                                     help="Calibrate: send this share of calls strong."),
         target_quality: Optional[float] = typer.Option(None, min=0, max=1, help="Calibrate: reach this fraction of strong accuracy."),
         pca_dims: int = typer.Option(32, min=0, help="Embedding dimensions kept (0: no embedding)."),
         project: Optional[Path] = typer.Option(None, help="Project folder (state lives in its .contextflow/)."),
@@ -42,14 +46,20 @@ def register(app: typer.Typer) -> None:
         from contextflow.cost.router import calibrate, fit
 
         rows = read_outcomes(csv_path)
+        if mode not in (None, "prompt", "cascade"):
+            raise UserError(f"unknown router mode '{mode}'", hint="use --mode prompt or --mode cascade")
+        if mode == "cascade" and rows.weak_responses is None:
+            raise UserError(f"--mode cascade reads the cheap model's answers, but {csv_path} has no weak_response column",
+                            hint="add the column or use --mode prompt")
+        answers = None if mode == "prompt" else rows.weak_responses
         if target_quality is not None and rows.strong_correct is None:
             raise UserError("--target-quality needs a strong_correct column", hint="or use --strong-share")
         try:
-            router = fit(rows.prompts, rows.weak_correct, weak=weak, strong=strong, answers=rows.weak_responses,
+            router = fit(rows.prompts, rows.weak_correct, weak=weak, strong=strong, answers=answers,
                          categories=rows.categories, pca_dims=pca_dims, name=name)
         except ValueError as exc:
             raise UserError(f"cannot train on {csv_path}: {exc}") from None
-        p = router.predict_many(rows.prompts, rows.weak_responses, rows.categories)
+        p = router.predict_many(rows.prompts, answers, rows.categories)
         if strong_share is not None or target_quality is not None:
             router.threshold = calibrate(p, strong_share=strong_share, weak_correct=rows.weak_correct,
                                          strong_correct=rows.strong_correct, target_quality=target_quality)
