@@ -267,3 +267,18 @@ def test_a_call_that_could_pass_the_budget_waits_at_budgeted(tmp_path: Path, sta
     done = resume(held.run_id)
     assert done.status == "succeeded" and done.outputs["big"] == "done"
     assert run(spec, autonomy="full", workdir=tmp_path, trace=False, cache=False).status == "budget_exceeded"
+
+
+def test_cli_edit_opens_the_editor(tmp_path: Path, state_home: Path) -> None:
+    spec = {"name": "t", "nodes": [{"id": "w", "kind": "tool", "tool": "write_file",
+                                    "args": {"path": "a.txt", "content": "one"}}]}
+    result = run(spec, autonomy="ask", workdir=tmp_path, trace=False)
+    editor = tmp_path / "fake_editor.py"  # stands in for $EDITOR: rewrites the JSON it is given
+    editor.write_text("import json, sys\np = sys.argv[1]\nv = json.load(open(p))\nv['content'] = 'from editor'\n"
+                      "json.dump(v, open(p, 'w'))\n")
+    env = {**os.environ, "CONTEXTFLOW_HOME": str(state_home), "EDITOR": f"{sys.executable} {editor}"}
+    env.pop("VISUAL", None)
+    done = _cli("edit", result.run_id, "w", "--resume", env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "a.txt").read_text() == "from editor"
+    assert "succeeded" in done.stdout
