@@ -97,6 +97,9 @@ class _Pricer:
                             hint=f"add it under prices: {{{model}: {{input_cost_per_token: ..., output_cost_per_token: ...}}}}")
         return info.cost(input_tokens, output_tokens)
 
+    def overrides_price(self, model: str) -> bool:
+        return bool(self.prices.get(model) or self.prices.get(model.split("@", 1)[0]))
+
     def prior(self, model: str) -> float:
         return float(self.quality.get(model, catalog.quality_of(model)))
 
@@ -129,13 +132,17 @@ def replay_node(node_id: str, node_spec: Mapping[str, Any], attempts: list[Mappi
         ladder, strategy = [override["model"]], "fixed"
     else:
         original = list(node_spec.get("models") or []) if node_spec.get("strategy") == "cascade" else []
-        ladder = [substitute.get(m, m) for m in (original or [before_models[-1]])]
+        # A substitution can make neighbouring rungs the same model: a cascade would not call it twice.
+        ladder = list(dict.fromkeys(substitute.get(m, m) for m in (original or [before_models[-1]])))
         strategy = "cascade" if original else "fixed"
     reach, cost, quality, recorded = 1.0, 0.0, 0.0, []
     for index, model in enumerate(ladder if strategy == "cascade" else ladder[-1:]):
         seen = by_model.get(model)
         if seen is not None:
-            cost += reach * float(seen.get("cost_usd") or 0)
+            # A recorded call keeps its real cost unless the policy re-prices its model.
+            spent = (pricer.cost(model, int(seen.get("input_tokens") or 0), int(seen.get("output_tokens") or 0))
+                     if pricer.overrides_price(model) else float(seen.get("cost_usd") or 0))
+            cost += reach * spent
             outcome = _passed(seen)
             p_pass = float(outcome) if outcome is not None else pricer.prior(model)
             recorded.append(True)  # a call on record: its real cost (and verdict, when checked)
@@ -154,6 +161,9 @@ def replay_node(node_id: str, node_spec: Mapping[str, Any], attempts: list[Mappi
 
 def replay_nodes(run_id: str, spec: Mapping[str, Any], nodes: Mapping[str, Mapping[str, Any]], policy: Mapping[str, Any]) -> ReplayReport:
     specs = {n.get("id"): n for n in (spec.get("nodes") or [])}
+    for name, declared in (spec.get("models") or {}).items():
+        # The pipeline's own model declarations (prices, quality) apply to its replay too.
+        catalog.register_model(name, **declared)
     unknown = set((policy.get("nodes") or {})) - set(specs) - set(nodes)
     if unknown:
         raise UserError(f"the policy names node(s) {', '.join(sorted(unknown))} that run {run_id} does not have",

@@ -89,8 +89,9 @@ def test_what_if_replay_uses_recorded_outcomes_and_prices_the_rest(tmp_path: Pat
     policy.write_text("models: {gpt-4o: gpt-4o-mini}\nquality: {gpt-4o-mini: 0.7}\n", encoding="utf-8")
     report = replay_export(export, load_policy(policy))
     solve, title = report.nodes
-    # The cascade's ladder becomes [mini, mini]: the recorded weak attempt (failed) is reused.
-    assert solve.after_models == [WEAK, WEAK] and solve.source == "recorded"
+    # The cascade's ladder collapses to [mini]: the recorded weak attempt (failed) is reused.
+    assert solve.after_models == [WEAK] and solve.source == "recorded"
+    assert solve.after_cost_usd == pytest.approx(0.001)
     assert solve.before_cost_usd == pytest.approx(0.0055) and solve.after_quality == 0.0
     # title never ran on gpt-4o-mini: its recorded tokens are priced by the catalog, quality is the prior.
     assert title.after_cost_usd == pytest.approx(catalog.get(WEAK).cost(800, 100)) and title.source == "estimated"
@@ -143,3 +144,18 @@ def test_policy_naming_an_unknown_node_is_an_error(tmp_path: Path) -> None:
     export.write_text(json.dumps(recorded_run()), encoding="utf-8")
     with pytest.raises(UserError, match="node\\(s\\) summary"):
         replay_export(export, {"nodes": {"summary": {"model": WEAK}}})
+
+
+def test_policy_prices_re_price_recorded_calls_and_the_spec_s_declarations_count(tmp_path: Path) -> None:
+    data = recorded_run()
+    data["spec"]["models"] = {"my/strong": {"input_cost_per_token": 1e-6, "output_cost_per_token": 1e-6,
+                                            "quality": 0.97}}
+    data["spec"]["nodes"][1]["model"] = "my/strong"
+    data["nodes"]["title"]["attempts"][0]["model"] = "my/strong"
+    export = tmp_path / "run.json"
+    export.write_text(json.dumps(data), encoding="utf-8")
+    policy = {"prices": {WEAK: {"input_cost_per_token": 1e-5, "output_cost_per_token": 1e-5}}}
+    solve, title = replay_export(export, policy).nodes
+    # solve's recorded weak call (1000 in, 200 out) at the policy's price; its strong call as recorded.
+    assert solve.after_cost_usd == pytest.approx(1200 * 1e-5 + 0.0045)
+    assert title.before_quality == pytest.approx(0.97) and title.after_cost_usd == pytest.approx(0.003)
