@@ -157,8 +157,20 @@ class ApprovalGate:
             if held is not None:
                 return held
         if node.kind == "llm" and getattr(node, "strategy", None) == "cascade":
+            earlier = stored if decided and stored is not None and stored.value.get("phase") == "escalation" else None
+            if earlier is not None:
+                # Start at the approved rung: the cheaper ones already ran (their spend is kept).
+                target = (earlier.value.get("proposal") or {}).get("to_model")
+                if target in (node.models or []):
+                    node = node.model_copy(update={"models": node.models[node.models.index(target):]})
+                _book(ctx, earlier)
             try:
-                return await self._run_node(ctx, node_id, node, scope)
+                result = await self._run_node(ctx, node_id, node, scope)
+                if earlier is not None:
+                    result.usage.add(earlier.usage)
+                    result.cost_usd += earlier.cost_usd
+                    result.attempts = [*earlier.attempts, *result.attempts]
+                return result
             except ApprovalRequired as exc:
                 spent = exc.spend
                 template = NodeResult(node_id, "waiting", None, spent.usage, spent.cost_usd, None, spent.attempts) if spent else None

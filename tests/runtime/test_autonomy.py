@@ -141,6 +141,9 @@ def test_escalation_that_could_pass_the_budget_waits_at_ask(tmp_path: Path, stat
     done = resume(waiting.run_id)
     assert done.status == "succeeded" and done.outputs == {"q": "#### 42"}
     assert done.nodes["q"].model == "sim/g-strong"
+    called = [a["model"] for a in done.nodes["q"].attempts if a.get("ok")]
+    assert called == ["sim/g-weak", "sim/g-strong"]  # the weak rung is not called again on resume
+    assert done.cost_usd == pytest.approx(sum(a["cost_usd"] for a in done.nodes["q"].attempts if a.get("ok")))
 
 
 def test_escalation_goes_on_at_full(tmp_path: Path, state_home: Path) -> None:
