@@ -25,7 +25,7 @@ from contextflow.runtime.handlers import HANDLERS
 from contextflow.runtime.policies import policies_for
 from contextflow.runtime.results import NodeResult, to_jsonable
 from contextflow.runtime.store import Decision, RunStore
-from contextflow.runtime.tools import ToolError, confine, patch_paths
+from contextflow.runtime.tools import confine, patch_paths
 from contextflow.state import StateDir
 
 
@@ -367,8 +367,8 @@ def decisions(run_id: str, *, project: Any = None) -> list[Decision]:
         return store.decisions(run_id)
 
 
-__all__ = ["ApprovalGate", "ApprovalRequired", "ToolError", "approve", "decisions", "edit", "editable", "pending",
-           "reject", "tool_proposal"]
+__all__ = ["ApprovalGate", "ApprovalRequired", "approve", "decisions", "edit", "editable", "pending",
+           "gate_for", "reject", "tool_proposal"]
 
 
 def gate_for(spec: Any, autonomy: str | None, store: RunStore, run_id: str) -> ApprovalGate | None:
