@@ -64,6 +64,15 @@ async def per_task_ms(executor: object, tasks: int) -> float:
     return (time.perf_counter() - start) / tasks * 1000
 
 
+async def raw_client_ms(client: object, tasks: int) -> float:
+    """Plain ``client.submit`` round trips: the share of the overhead that is Dask's own."""
+    await client.submit(noop, pure=False)
+    start = time.perf_counter()
+    for _ in range(tasks):
+        await client.submit(noop, pure=False)
+    return (time.perf_counter() - start) / tasks * 1000
+
+
 async def main_async(args: argparse.Namespace) -> dict:
     await many_runs(4, args.latency_ms, None)  # warm: litellm and the tokenizer load once, as on the workers
     local = await many_runs(args.runs, args.latency_ms, None)
@@ -76,6 +85,7 @@ async def main_async(args: argparse.Namespace) -> dict:
         local_ms = await per_task_ms(local_executor, args.tasks)
         await local_executor.aclose()
         dask_ms = await per_task_ms(dask, args.tasks)
+        raw_ms = await raw_client_ms(dask.client, args.tasks)
     finally:
         await dask.aclose()
     calls = args.runs * 5
@@ -85,11 +95,13 @@ async def main_async(args: argparse.Namespace) -> dict:
         "dask_over_local": round(local / remote, 3),
         "local_ms_per_task": round(local_ms, 3), "dask_ms_per_task": round(dask_ms, 3),
         "dask_overhead_ms_per_task": round(dask_ms - local_ms, 3),
+        "dask_plain_client_ms_per_task": round(raw_ms, 3),
     }
     print(f"{args.runs} runs x 5 calls of {args.latency_ms:g} ms ({calls} calls; critical path 2 x {args.latency_ms:g} ms)")
     print(f"  local executor: {local:.2f} s -> {figures['local_runs_per_s']} runs/s")
     print(f"  dask executor : {remote:.2f} s -> {figures['dask_runs_per_s']} runs/s (ratio dask/local {figures['dask_over_local']})")
     print(f"  per no-op task: local {local_ms:.3f} ms, dask {dask_ms:.3f} ms -> Dask adds {figures['dask_overhead_ms_per_task']:.3f} ms")
+    print(f"  plain client.submit round trip (no contextflow wrapper): {raw_ms:.3f} ms")
     return figures
 
 
