@@ -10,8 +10,9 @@ Node ``resources`` hints map to Dask worker resources (``gpus: 1`` -> ``GPU=1``)
 cluster cannot satisfy is dropped with a note in :attr:`DaskExecutor.dropped_resources` rather
 than leaving the task unschedulable forever.
 
-A Ray executor would implement the same two methods (``submit``, ``aclose``); nothing in the
-scheduler refers to Dask.
+What a worker runs is :func:`contextflow.runtime.remote.run_remote` (providers registered, the
+driver's model declarations, portable errors). A Ray executor would wrap that same function in
+the same two methods (``submit``, ``aclose``); nothing in the scheduler refers to Dask.
 """
 
 from __future__ import annotations
@@ -122,7 +123,8 @@ class DaskExecutor:
     async def submit(self, work: Work) -> Any:
         if self._client is None:
             await self.start()
-        future = self._client.submit(run_remote, work, declarations_for(work), pure=False, resources=await self._resources_for(work))
+        resources = await self._resources_for(work)
+        future = self._client.submit(run_remote, work, declarations_for(work), pure=False, resources=resources)
         try:
             return await future
         except asyncio.CancelledError:
