@@ -28,7 +28,11 @@ def register(app: typer.Typer) -> None:
 
     @router_app.command("train")
     def train(
-        csv_path: Path = typer.Argument(..., help="Outcomes CSV: prompt, weak_correct[, strong_correct, weak_response, subject]."),
+        csv_path: Optional[Path] = typer.Argument(
+            None, help="Outcomes CSV: prompt, weak_correct[, strong_correct, weak_response, subject]."),
+        from_runs: bool = typer.Option(False, "--from-runs",
+                                       help="Train on the project's recorded cascade verdicts (run + trace stores)."),
+        node: Optional[str] = typer.Option(None, help="With --from-runs: only this node's outcomes."),
         name: str = typer.Option("router", "--name", "-o", "--output",
                                  help="Router name (saved under .contextflow/routers/) or a .json path."),
         mode: Optional[str] = typer.Option(None, help="prompt (route before calling) or cascade (reads the cheap "
@@ -45,11 +49,20 @@ def register(app: typer.Typer) -> None:
         from contextflow.cost.outcomes_csv import read_outcomes
         from contextflow.cost.router import calibrate, fit
 
-        rows = read_outcomes(csv_path)
+        if from_runs == (csv_path is not None):
+            raise UserError("give an outcomes CSV or --from-runs (one of the two)",
+                            hint="contextflow router train outcomes.csv  |  contextflow router train --from-runs")
+        if from_runs:
+            from contextflow.cost.outcomes_runs import outcomes_from_runs
+
+            state = StateDir.for_project(project)
+            rows, source = outcomes_from_runs(state.runs_db, state.traces_db, node=node), f"the runs in {state.runs_db}"
+        else:
+            rows, source = read_outcomes(csv_path), str(csv_path)
         if mode not in (None, "prompt", "cascade"):
             raise UserError(f"unknown router mode '{mode}'", hint="use --mode prompt or --mode cascade")
         if mode == "cascade" and rows.weak_responses is None:
-            raise UserError(f"--mode cascade reads the cheap model's answers, but {csv_path} has no weak_response column",
+            raise UserError(f"--mode cascade reads the cheap model's answers, but {source} has no weak_response column",
                             hint="add the column or use --mode prompt")
         answers = None if mode == "prompt" else rows.weak_responses
         if target_quality is not None and rows.strong_correct is None:
@@ -58,13 +71,13 @@ def register(app: typer.Typer) -> None:
             router = fit(rows.prompts, rows.weak_correct, weak=weak, strong=strong, answers=answers,
                          categories=rows.categories, pca_dims=pca_dims, name=name)
         except ValueError as exc:
-            raise UserError(f"cannot train on {csv_path}: {exc}") from None
+            raise UserError(f"cannot train on {source}: {exc}") from None
         p = router.predict_many(rows.prompts, answers, rows.categories)
         if strong_share is not None or target_quality is not None:
             router.threshold = calibrate(p, strong_share=strong_share, weak_correct=rows.weak_correct,
                                          strong_correct=rows.strong_correct, target_quality=target_quality)
         share = float((p < router.threshold).mean())
-        router.meta.update({"source": str(csv_path), "train_strong_share": share})
+        router.meta.update({"source": source, "train_strong_share": share})
         saved = router.save(_router_path(name, project))
         typer.echo(f"trained a {router.mode} router on {len(rows.prompts)} rows; threshold {router.threshold:.4f} "
                    f"sends {share:.1%} of training prompts to {strong}")

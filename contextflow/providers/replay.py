@@ -105,7 +105,9 @@ def load_trace(traces_db: str | Path, run_id: str) -> int:
     """
     from contextflow.cost.rungs import parse_rung
     from contextflow.trace import TraceStore
+    from contextflow.trace.sink import drain
 
+    drain(traces_db)  # a run of this process may still be writing its spans
     spans = TraceStore(Path(traces_db)).spans(run_id)
     if not spans:
         raise UserError(f"no traced run '{run_id}' in {traces_db}", hint="run the pipeline with tracing on first")

@@ -48,3 +48,35 @@ def test_bad_mode_and_missing_answers_are_plain_errors(tmp_path: Path, state_hom
     cli = [sys.executable, "-m", "contextflow", "router", "train", str(data), "--mode", "sideways"]
     bad = subprocess.run(cli, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "unknown router mode 'sideways'" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_train_a_router_from_recorded_cascade_verdicts(tmp_path: Path, state_home: Path) -> None:
+    from contextflow.cli import app
+    from contextflow.cost.outcomes_runs import outcomes_from_runs
+    from contextflow.providers import simulated
+    from contextflow.runtime import run
+    from contextflow.state import StateDir
+
+    simulated.configure("fr-weak", reply="ANSWER: 1", script={"derivation": "not sure"})
+    simulated.configure("fr-strong", reply="ANSWER: 2")
+    prompts = [f"Question {i}: " + ("explain the long derivation in detail, step by step " * 3 if i % 3 == 0 else "add 1")
+               for i in range(12)]
+    nodes = [{"id": f"q{i}", "kind": "llm", "prompt": p, "strategy": "cascade", "models": ["sim/fr-weak", "sim/fr-strong"],
+              "verify": [{"kind": "regex", "pattern": "ANSWER: \\d"}]} for i, p in enumerate(prompts)]
+    assert run({"name": "fr", "nodes": nodes}, cache=False).status == "succeeded"  # traced
+
+    state = StateDir.for_project()
+    rows = outcomes_from_runs(state.runs_db, state.traces_db)
+    by_prompt = dict(zip(rows.prompts, rows.weak_correct))
+    assert len(rows.prompts) == 12 and all(by_prompt[p] == (i % 3 != 0) for i, p in enumerate(prompts))
+    assert rows.strong_correct is None  # the easy ones never reached the strong rung
+    assert set(rows.weak_responses) == {"ANSWER: 1", "not sure"}
+
+    saved = tmp_path / "from-runs.json"
+    done = CliRunner().invoke(app, ["router", "train", "--from-runs", "--mode", "prompt", "-o", str(saved),
+                                    "--pca-dims", "0"])
+    assert done.exit_code == 0, done.output
+    router = Router.load(saved)
+    assert router.predict(prompts[0]) < router.predict(prompts[1])  # the long derivation needs the strong model
+    neither = CliRunner().invoke(app, ["router", "train"])
+    assert isinstance(neither.exception, UserError) and "one of the two" in str(neither.exception)
