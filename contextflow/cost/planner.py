@@ -42,7 +42,17 @@ class NodeEstimate:
 
 def estimate_rung(rung: str | Rung, prompt_tokens: int, output_tokens: int) -> RungEstimate:
     parsed = rung if isinstance(rung, Rung) else parse_rung(rung)
-    info = catalog.get(parsed.model)
+    info = catalog.lookup(parsed.model)
+    if info is None:
+        from contextflow.providers import declare_default  # sim/<name> has default prices
+
+        info = declare_default(parsed.model)
+    if info is None:
+        try:
+            catalog.get(parsed.model)
+        except catalog.UnknownModelError as exc:
+            raise UserError(f"the planner cannot price rung '{parsed.name}': {exc}",
+                            hint="declare its prices under models: in the pipeline") from None
     out = int(output_tokens * parsed.output_factor)
     worst = info.cost(prompt_tokens, out)
     expected = info.cost(prompt_tokens, int(out * EXPECTED_OUTPUT_SHARE))

@@ -210,8 +210,9 @@ async def arun(
     planned: dict[str, str] | None = None
     if plan_models:
         from contextflow.cost.planner import apply_plan, plan_rungs
+        from contextflow.runtime.llm import default_model
 
-        planned = plan_rungs(spec, budget, default_model=model)
+        planned = plan_rungs(spec, budget, default_model=model or spec.defaults.model or default_model())
         spec, plan = apply_plan(spec, planned), None
     state = StateDir.for_project(project).ensure()
     run_id = run_id or new_run_id()

@@ -78,3 +78,10 @@ def test_runtime_budget_object_counts_what_is_spent() -> None:
     spent = all_best  # after spending two thirds of it, the rest no longer covers the best rungs
     budget.settle(budget.reserve(spent, 10), spent, 10)
     assert "gpt-4o-mini" in plan_rungs(spec(None), budget).values()
+
+
+def test_an_unpriced_rung_is_a_clear_error_and_sim_models_have_default_prices() -> None:
+    with pytest.raises(UserError, match="cannot price rung 'nosuch/model'"):
+        plan_rungs(PipelineSpec(name="p", nodes=[LLMNode(id="a", prompt="hi", model="nosuch/model")]), 1.0)
+    assert plan_rungs(PipelineSpec(name="p", nodes=[LLMNode(id="a", prompt="hi", model="sim/unseen")]), 1.0) == {
+        "a": "sim/unseen"}
