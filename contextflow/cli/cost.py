@@ -86,7 +86,7 @@ def register(app: typer.Typer) -> None:
     @router_app.command("evaluate")
     def evaluate(
         csv_path: Path = typer.Argument(..., help="Held-out outcomes CSV with strong_correct."),
-        name: str = typer.Option("router", help="Router name or .json path."),
+        name: str = typer.Option("router", "--name", "--router", help="Router name or .json path."),
         plot: Optional[Path] = typer.Option(None, help="Save the cost-vs-quality curve as this PNG."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
         project: Optional[Path] = typer.Option(None),

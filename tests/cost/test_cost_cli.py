@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import re
 import subprocess
 import sys
@@ -37,6 +38,12 @@ def test_train_with_mode_output_and_strong_share(tmp_path: Path, state_home: Pat
     assert router.mode == "prompt"  # the answers column was there, --mode prompt ignored it
     share = float(re.search(r"sends ([0-9.]+)%", done.output).group(1))
     assert 20 <= share <= 30  # calibrated: about a quarter of the training prompts go strong
+    png = tmp_path / "curve.png"
+    evaluated = CliRunner().invoke(app, ["router", "evaluate", str(data), "--router", str(saved), "--json",
+                                         "--plot", str(png)])
+    assert evaluated.exit_code == 0, evaluated.output
+    report = json.loads(evaluated.output.strip().splitlines()[-1])
+    assert {"accuracy", "strong_share", "apgr"} <= set(report) and png.stat().st_size > 1000
 
 
 def test_bad_mode_and_missing_answers_are_plain_errors(tmp_path: Path, state_home: Path) -> None:
