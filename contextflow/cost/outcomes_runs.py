@@ -17,7 +17,7 @@ from contextflow.cost.outcomes_csv import OutcomeRows
 from contextflow.errors import UserError
 
 
-def _last_user_text(prompt: Any) -> str:
+def last_user_text(prompt: Any) -> str:
     if isinstance(prompt, list):
         users = [m for m in prompt if isinstance(m, dict) and m.get("role") == "user"]
         return str((users[-1] if users else prompt[-1]).get("content", "")) if prompt else ""
@@ -60,7 +60,7 @@ def outcomes_from_runs(runs_db: str | Path, traces_db: str | Path, *, node: str 
                 if first is None:
                     continue  # not traced: no prompt to learn from
                 attrs = first["attributes"]
-                prompts.append(_last_user_text(attrs.get("contextflow.prompt")))
+                prompts.append(last_user_text(attrs.get("contextflow.prompt")))
                 answers.append(str(attrs.get("contextflow.response") or ""))
                 weak_ok.append(_passed(rungs[0]))
                 strong_ok.append(_passed(rungs[1]) if 1 in rungs else None)

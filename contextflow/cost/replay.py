@@ -7,6 +7,7 @@ A policy file (YAML or JSON) says what changes::
     quality: {gpt-4o-mini: 0.8}            # prior quality overrides
     nodes:                                 # per-node ladders
       answer: {models: [gpt-4o-mini, gpt-4o], strategy: cascade}
+      title: {models: [gpt-4o-mini, gpt-4o], strategy: route, router: routers/r.json}  # needs a traced run
 
 Each llm node's recorded attempts give its token counts and, where a rung was actually tried, its
 real cost and verdict. A rung that was never tried is estimated: the node's recorded tokens at
@@ -111,7 +112,20 @@ def _passed(attempt: Mapping[str, Any]) -> bool | None:
     return all(v.get("passed") for v in verdicts)
 
 
-def replay_node(node_id: str, node_spec: Mapping[str, Any], attempts: list[Mapping[str, Any]], policy: Mapping[str, Any]) -> NodeReplay | None:
+def _route_choice(node_id: str, override: Mapping[str, Any], ladder: list[str], prompt: str | None) -> str:
+    """The rung a trained router picks for the node's recorded prompt."""
+    if not override.get("router"):
+        raise UserError(f"the policy routes node '{node_id}' but names no router", hint="add router: PATH.json")
+    if prompt is None:
+        raise UserError(f"routing node '{node_id}' in a replay needs its prompt, which this run did not record",
+                        hint="replay a run that was traced (the trace keeps prompts)")
+    from contextflow.cost.router import Router
+
+    return Router.load(override["router"]).choose(prompt, ladder)[0]
+
+
+def replay_node(node_id: str, node_spec: Mapping[str, Any], attempts: list[Mapping[str, Any]], policy: Mapping[str, Any],
+                *, prompt: str | None = None) -> NodeReplay | None:
     calls = [a for a in attempts if a.get("ok") and a.get("model")]
     if not calls:
         return None
@@ -135,6 +149,8 @@ def replay_node(node_id: str, node_spec: Mapping[str, Any], attempts: list[Mappi
         # A substitution can make neighbouring rungs the same model: a cascade would not call it twice.
         ladder = list(dict.fromkeys(substitute.get(m, m) for m in (original or [before_models[-1]])))
         strategy = "cascade" if original else "fixed"
+    if strategy == "route":
+        ladder, strategy = [_route_choice(node_id, override, ladder, prompt)], "fixed"
     reach, cost, quality, recorded = 1.0, 0.0, 0.0, []
     for index, model in enumerate(ladder if strategy == "cascade" else ladder[-1:]):
         seen = by_model.get(model)
@@ -170,7 +186,8 @@ def replay_nodes(run_id: str, spec: Mapping[str, Any], nodes: Mapping[str, Mappi
                         hint=f"its nodes are {', '.join(sorted(set(specs) | set(nodes)))}")
     rows = []
     for node_id, result in nodes.items():
-        row = replay_node(node_id, specs.get(node_id, {}), list(result.get("attempts") or []), policy)
+        row = replay_node(node_id, specs.get(node_id, {}), list(result.get("attempts") or []), policy,
+                          prompt=result.get("prompt"))
         if row is not None:
             rows.append(row)
     return ReplayReport(run_id, rows)
@@ -186,8 +203,27 @@ def replay_run(store_path: str | Path, run_id: str, policy: Mapping[str, Any]) -
             recent = ", ".join(r.run_id for r in store.list_runs(5)) or "none"
             raise UserError(f"no run '{run_id}' in {store_path}", hint=f"recent runs: {recent}")
         results = store.load_nodes(run_id)
-    nodes = {nid: {"attempts": r.attempts, "model": r.model, "cost_usd": r.cost_usd} for nid, r in results.items()}
+    prompts = _traced_prompts(Path(store_path).with_name("traces.db"), run_id)
+    nodes = {nid: {"attempts": r.attempts, "model": r.model, "cost_usd": r.cost_usd, "prompt": prompts.get(nid)}
+             for nid, r in results.items()}
     return replay_nodes(run_id, record.spec, nodes, policy)
+
+
+def _traced_prompts(traces_db: Path, run_id: str) -> dict[str, str]:
+    """Each node's first recorded prompt (its last user message), when the run was traced."""
+    from contextflow.cost.outcomes_runs import last_user_text
+    from contextflow.trace import TraceStore
+    from contextflow.trace.sink import drain
+
+    drain(traces_db)  # a run of this process may still be writing its spans
+    if not traces_db.exists():
+        return {}
+    prompts: dict[str, str] = {}
+    for span in TraceStore(traces_db).spans(run_id):
+        prompt = (span.get("attributes") or {}).get("contextflow.prompt")
+        if span.get("kind") == "attempt" and prompt and span.get("node_id") not in prompts:
+            prompts[span["node_id"]] = last_user_text(prompt)
+    return prompts
 
 
 def replay_export(path: str | Path, policy: Mapping[str, Any]) -> ReplayReport:

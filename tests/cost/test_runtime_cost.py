@@ -103,21 +103,27 @@ def test_a_call_steps_down_when_what_is_left_cannot_cover_its_rung(state_home: P
     assert node.attempts[0]["stepped_down"]["planned"] == "sim/step-strong"
 
 
-def test_strategy_route_with_a_saved_router(state_home: Path, tmp_path: Path) -> None:
+HARD = ("Prove that the sequence number {} converges, citing every lemma and bounding each error term "
+        "carefully across all of the cases that arise in the argument.")
+
+
+def tiny_router(path: Path, weak: str, strong: str) -> Path:
+    """A prompt router (no embedding) that learned: long proofs need the strong model."""
     from contextflow.cost.router import fit
 
+    easy = [f"What is {i} plus one?" for i in range(12)]
+    hard = [HARD.format(i) for i in range(12)]
+    return fit(easy + hard, [True] * 12 + [False] * 12, weak=weak, strong=strong, pca_dims=0).save(path)
+
+
+def test_strategy_route_with_a_saved_router(state_home: Path, tmp_path: Path) -> None:
     simulated.configure("route-weak")
     simulated.configure("route-strong")
-    easy = [f"What is {i} plus one?" for i in range(12)]
-    hard = [f"Prove that the sequence number {i} converges, citing every lemma and bounding each error term "
-            "carefully across all of the cases that arise in the argument." for i in range(12)]
-    router = fit(easy + hard, [True] * 12 + [False] * 12, weak="sim/route-weak", strong="sim/route-strong",
-                 pca_dims=0)
-    path = router.save(tmp_path / "router.json")
+    path = tiny_router(tmp_path / "router.json", "sim/route-weak", "sim/route-strong")
     spec = {"name": "route", "nodes": [
         {"id": q, "kind": "llm", "prompt": prompt, "strategy": "route", "router": str(path),
          "models": ["sim/route-weak", "sim/route-strong"]}
-        for q, prompt in (("easy", "What is 40 plus one?"), ("hard", hard[3].replace("3", "40")))]}
+        for q, prompt in (("easy", "What is 40 plus one?"), ("hard", HARD.format(40)))]}
     result = run(spec, trace=False, cache=False)
     assert result.status == "succeeded"
     assert result.nodes["easy"].model == "sim/route-weak" and result.nodes["hard"].model == "sim/route-strong"
@@ -204,3 +210,18 @@ def test_a_traced_run_replays_offline_through_the_replay_provider(state_home: Pa
     assert again.value == solve.value == "ANSWER: 7" and again.model == "replay/sim/tr-strong"
     assert [a["verdicts"][0]["passed"] for a in again.attempts] == [False, True]
     assert again.cost_usd == pytest.approx(solve.cost_usd)  # recorded tokens at the underlying models' prices
+
+
+def test_replay_under_a_routing_policy_uses_the_traced_prompts(state_home: Path, tmp_path: Path) -> None:
+    simulated.configure("rr-weak", input_cost_per_token=1e-6, output_cost_per_token=1e-6)
+    simulated.configure("rr-strong", input_cost_per_token=1e-5, output_cost_per_token=1e-5)
+    spec = {"name": "rr", "nodes": [{"id": "easy", "kind": "llm", "model": "sim/rr-strong", "prompt": "What is 7 plus one?"},
+                                    {"id": "hard", "kind": "llm", "model": "sim/rr-strong", "prompt": HARD.format(7)}]}
+    recorded = run(spec, cache=False)  # traced: the trace keeps the prompts
+    router = tiny_router(tmp_path / "r.json", "sim/rr-weak", "sim/rr-strong")
+    route = {"models": ["sim/rr-weak", "sim/rr-strong"], "strategy": "route", "router": str(router)}
+    report = replay_run(StateDir.for_project().runs_db, recorded.run_id, {"nodes": {"easy": route, "hard": route}})
+    rows = {n.node_id: n for n in report.nodes}
+    assert rows["easy"].after_models == ["sim/rr-weak"] and rows["easy"].cost_delta < 0
+    assert rows["hard"].after_models == ["sim/rr-strong"] and rows["hard"].cost_delta == pytest.approx(0.0)
+    assert rows["hard"].source == "recorded"
