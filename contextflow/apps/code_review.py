@@ -33,6 +33,8 @@ class Finding(BaseModel):
 class Review(BaseModel):
     summary: str
     findings: list[Finding]
+    set_aside: list[Finding] = Field(
+        default_factory=list, description="Findings naming files that are not in the diff.")
 
 
 class ReviewerOutput(BaseModel):
@@ -148,8 +150,14 @@ def findings_point_into_diff(value: Any, diff: dict[str, Any] | None = None) -> 
 
 def merge_reviews(diff: dict[str, Any], **reviews: Any) -> dict[str, Any]:
     """One review from the focused reviewers: invalid entries dropped, duplicates merged, findings
-    outside the diff kept but marked unverified, ordered by severity then place."""
+    on changed files kept (marked unverified when their line is away from the change), findings on
+    files the diff does not touch set aside, ordered by severity then place.
+
+    Setting invented files aside keeps a weak model's noise out of the review a person reads; the
+    trace still holds every finding the reviewers returned."""
     merged: dict[tuple[str, int, str], Finding] = {}
+    set_aside: list[Finding] = []
+    paths = set(diff.get("paths", [])) | {entry["path"] for entry in diff.get("files", [])}
     dropped = 0
     for category, output in reviews.items():
         if output is None:
@@ -161,6 +169,10 @@ def merge_reviews(diff: dict[str, Any], **reviews: Any) -> dict[str, Any]:
             except (ValidationError, TypeError):
                 dropped += 1
                 continue
+            if finding.file not in paths:
+                finding.verified = False
+                set_aside.append(finding)
+                continue
             finding.verified = _in_diff(finding, diff)
             key = (finding.file, finding.line, finding.explanation.strip().lower()[:60])
             known = merged.get(key)
@@ -169,8 +181,10 @@ def merge_reviews(diff: dict[str, Any], **reviews: Any) -> dict[str, Any]:
     findings = sorted(merged.values(), key=lambda f: (_SEVERITY_RANK[f.severity], f.file, f.line))
     review = Review(
         summary=f"{len(findings)} finding(s) on {diff.get('summary', 'the diff')}"
+        + (f"; {len(set_aside)} set aside for naming files outside the diff" if set_aside else "")
         + (f"; {dropped} malformed finding(s) dropped" if dropped else ""),
         findings=findings,
+        set_aside=sorted(set_aside, key=lambda f: (_SEVERITY_RANK[f.severity], f.file, f.line)),
     )
     return {**review.model_dump(), "markdown": render_review(review, diff)}
 
@@ -178,7 +192,7 @@ def merge_reviews(diff: dict[str, Any], **reviews: Any) -> dict[str, Any]:
 def render_review(review: Review, diff: dict[str, Any]) -> str:
     lines = [f"# Code review: {diff.get('range', '')}", "", review.summary, ""]
     for f in review.findings:
-        mark = "" if f.verified else " (outside the diff: unverified)"
+        mark = "" if f.verified else " (away from the changed lines: unverified)"
         lines.append(f"- **{f.severity}** [{f.category}] `{f.file}:{f.line}`{mark}: {f.explanation}")
         if f.suggested_fix:
             lines.append(f"  - suggested fix: {f.suggested_fix}")

@@ -55,14 +55,17 @@ def test_merge_keeps_valid_findings_marks_outside_and_orders_by_severity() -> No
         ]},
         security={"findings": [
             {"file": "other.py", "line": 90, "severity": "low", "explanation": "invented file"},
+            {"file": "calc.py", "line": 90, "severity": "low", "explanation": "far from the change"},
             {"file": "calc.py", "line": 2, "severity": "critical", "explanation": "Division by zero"},
         ]},
         tests=None,
     )
     severities = [f["severity"] for f in review["findings"]]
     assert severities == ["critical", "low"]  # the duplicate kept at its highest severity
-    assert review["findings"][1]["verified"] is False
-    assert "1 malformed" in review["summary"]
+    assert review["findings"][1]["verified"] is False  # a changed file, but far from the change
+    assert [f["file"] for f in review["set_aside"]] == ["other.py"]  # invented file: not in the review
+    assert "other.py" not in review["markdown"]
+    assert "1 set aside" in review["summary"] and "1 malformed" in review["summary"]
     assert "`calc.py:2`" in review["markdown"]
 
 
