@@ -55,23 +55,26 @@ def time_runs(shape: str, n: int, repeats: int) -> dict[str, float]:
     plan = _contextflow_plan(shape, n)
     projects = {mode: tempfile.mkdtemp(prefix=f"cf-trace-bench-{mode}-") for mode in ("off", "on")}
 
-    async def once(traced: bool, sinks: tuple = ()) -> tuple[float, float]:
+    async def once(traced: bool, sinks: tuple = ()) -> tuple[float, float, float]:
         cpu_start, start = time.process_time(), time.perf_counter()
         result = await arun(plan, project=projects["on" if traced else "off"], trace=traced, cache=False, sinks=sinks)
         elapsed = time.perf_counter() - start
         assert result.status == "succeeded", result.error
         drain()  # so that one traced run's writer never overlaps the next run
-        return elapsed, time.process_time() - cpu_start  # CPU of the process, the writer's included
+        durable = time.perf_counter() - start  # until every span is in SQLite
+        return elapsed, durable, time.process_time() - cpu_start  # CPU of the process, the writer's included
 
     async def all_runs() -> dict[str, list[float]]:
         await once(False)
         await once(True)
-        times: dict[str, list[float]] = {"off": [], "on": [], "off_cpu": [], "on_cpu": []}
+        times: dict[str, list[float]] = {"off": [], "on": [], "on_durable": [], "off_cpu": [], "on_cpu": []}
         for _ in range(repeats):
             for mode, traced in (("off", False), ("on", True)):
-                wall, cpu = await once(traced)
+                wall, durable, cpu = await once(traced)
                 times[mode].append(wall)
                 times[mode + "_cpu"].append(cpu)
+                if traced:
+                    times["on_durable"].append(durable)
         return times
 
     times = asyncio.run(all_runs())
@@ -86,6 +89,7 @@ def time_runs(shape: str, n: int, repeats: int) -> dict[str, float]:
         sink.close(wait=True)
         cpu.append(sink.writer_cpu_s)
     return {"off_s": statistics.median(times["off"]), "on_s": statistics.median(times["on"]),
+            "on_durable_s": statistics.median(times["on_durable"]),
             "writer_s": statistics.median(cpu[1:]),
             "off_cpu_s": statistics.median(times["off_cpu"]),
             "cpu_ratio": statistics.median(times["on_cpu"]) / statistics.median(times["off_cpu"])}
@@ -164,11 +168,14 @@ def main() -> None:
 
     figures: dict[str, Any] = {}
     ratios = []
+    durable_ratios = []
     cpu_ratios = []
     for shape in ("chain", "wide"):
         t = time_runs(shape, args.nodes, args.repeats)
         off, on, writer_s = t["off_s"], t["on_s"], t["writer_s"]
         ratios.append(on / off)
+        durable_ratios.append(t["on_durable_s"] / off)
+        figures[f"{shape}_durable_ratio"] = round(t["on_durable_s"] / off, 3)
         figures[f"{shape}_off_us_per_node"] = round(off / args.nodes * 1e6, 2)
         figures[f"{shape}_on_us_per_node"] = round(on / args.nodes * 1e6, 2)
         figures[f"{shape}_writer_us_per_node"] = round(writer_s / args.nodes * 1e6, 2)
@@ -176,11 +183,13 @@ def main() -> None:
         figures[f"{shape}_cpu_ratio"] = round(t["cpu_ratio"], 3)
         cpu_ratios.append(t["cpu_ratio"])
         print(f"{shape:>5}: tracing off {off / args.nodes * 1e6:7.1f} us/node, on {on / args.nodes * 1e6:7.1f} us/node,"
-              f" ratio {on / off:.3f}; trace writer thread CPU {writer_s / args.nodes * 1e6:5.1f} us/node;"
+              f" ratio {on / off:.3f} ({t['on_durable_s'] / off:.3f} until the trace is on disk); trace writer thread CPU {writer_s / args.nodes * 1e6:5.1f} us/node;"
               f" process CPU on/off {t['cpu_ratio']:.3f}")
     figures["overhead_ratio"] = round(max(ratios), 3)
+    figures["durable_overhead_ratio"] = round(max(durable_ratios), 3)
     figures["cpu_overhead_ratio"] = round(max(cpu_ratios), 3)
     print(f"overhead ratio (worst shape): {figures['overhead_ratio']:.3f}  (target < 1.10);"
+          f" until the trace is on disk: {figures['durable_overhead_ratio']:.3f};"
           f" process CPU (run and trace writing) on/off: {figures['cpu_overhead_ratio']:.3f}")
 
     with tempfile.TemporaryDirectory() as tmp:
