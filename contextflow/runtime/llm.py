@@ -125,10 +125,13 @@ class LLMCaller:
         else:
             cost_cap, token_cap = 0.0, 0
         reservation = ctx.budget.reserve(cost_cap, token_cap, label=self.node_id)
-        ctx.emit(AttemptStarted(ctx.run_id, self.node_id, number, model, prompt=messages, item=self.item))
         started = time.monotonic()
         try:
             async with ctx.limits.slot(rung.model):
+                # Started once a slot is held, so an attempt's span and latency are the call itself
+                # and time spent queueing behind a provider limit shows as a gap in the node's span.
+                ctx.emit(AttemptStarted(ctx.run_id, self.node_id, number, model, prompt=messages, item=self.item))
+                started = time.monotonic()
                 work = Work(
                     self.node_id, "llm", call_model, {"model": rung.model, "messages": messages, "params": params},
                     is_async=True, resources=dict(self.node.resources), attempt=number,

@@ -71,6 +71,22 @@ async def test_per_provider_and_per_model_limits(state_home, sim_model):
     assert simulated.provider_stats().calls == 12
 
 
+async def test_an_attempts_latency_excludes_time_queued_behind_a_limit(state_home, sim_model):
+    model = sim_model(latency_ms=100)
+    nodes = [{"id": f"n{i}", "kind": "llm", "model": model, "prompt": f"p{i}"} for i in range(3)]
+    await arun(rh.pipeline(nodes[:1]), trace=False, cache=False)  # litellm's first-call setup
+    events: list = []
+    result = await arun(rh.pipeline(nodes, defaults={"provider_limits": {model: 1}}), trace=False, cache=False,
+                        sinks=[events.append])
+    assert result.status == "succeeded"
+    latencies = sorted(e.latency_s for e in events if isinstance(e, AttemptFinished))
+    assert len(latencies) == 3
+    # Run one at a time, the third call queued ~0.2 s; its own span still covers only its call.
+    assert latencies[-1] < 0.19, latencies
+    durations = sorted(r.duration_s for r in result.nodes.values())
+    assert durations[-1] >= 0.28, durations  # the node's own span does include the wait
+
+
 async def test_when_false_skips_node_and_what_only_depends_on_it(state_home):
     add = f"{rh.PREFIX}:add"
     spec = rh.pipeline(

@@ -24,6 +24,16 @@ def test_run_page_shows_every_node_and_the_right_totals(viewer, page) -> None:
     totals = page.inner_text("#totals")
     assert "$0.007000" in totals and "290" in totals and "230 / 60" in totals
     assert page.locator("#dag path[stroke='#d92d20']").count() == 2  # b -> c -> d is critical
+    # a and b ran at once: each node's calls sit under that node in the waterfall, not interleaved
+    rows = page.eval_on_selector_all("#waterfall .waterfall-row", "rs => rs.map(r => r.dataset.span)")
+    node_of_row = [r.split("/")[1] for r in rows]
+    current = None
+    for span_id, node in zip(rows, node_of_row):
+        if span_id.count("/") == 1:
+            current = node
+        else:
+            assert node == current, rows
+    assert [n for r, n in zip(rows, node_of_row) if r.count("/") == 1] == ["a", "b", "c", "d"]
     page.click("#by-latency")
     page.screenshot(path=str(ARTIFACTS / "viewer-run.png"), full_page=True)
 

@@ -153,8 +153,27 @@ function drawDag(run, metric, onPick) {
   return svg;
 }
 
+// Each node's row is followed by its own calls and retrievals, so concurrent nodes' attempts
+// never interleave under the wrong node; nodes and children are each in start order.
+function treeOrder(spans) {
+  const byStart = [...spans].sort((a, b) => a.start - b.start);
+  const ids = new Set(byStart.map((sp) => sp.span_id));
+  const children = new Map();
+  const roots = [];
+  for (const sp of byStart) {
+    if (sp.parent_id && ids.has(sp.parent_id) && sp.kind !== "node") {
+      if (!children.has(sp.parent_id)) children.set(sp.parent_id, []);
+      children.get(sp.parent_id).push(sp);
+    } else roots.push(sp);
+  }
+  const out = [];
+  const visit = (sp) => { out.push(sp); (children.get(sp.span_id) || []).forEach(visit); };
+  roots.forEach(visit);
+  return out;
+}
+
 function waterfall(run, onPick) {
-  const spans = run.spans.filter((sp) => sp.kind !== "decision");
+  const spans = treeOrder(run.spans.filter((sp) => sp.kind !== "decision" && sp.kind !== "run"));
   const t0 = Math.min(...spans.map((sp) => sp.start)), t1 = Math.max(...spans.map((sp) => sp.end || sp.start));
   const span = Math.max(t1 - t0, 1e-6), W = 900, L = 260, RH = 18;
   const svg = s("svg", { width: L + W + 80, height: 30 + spans.length * RH, id: "waterfall" });
