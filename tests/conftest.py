@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import os
 
+import hypothesis  # noqa: F401  (see below)
 import pytest
 
 import contextflow  # noqa: F401  (applies offline defaults before anything imports litellm)
 
 os.environ.setdefault("CONTEXTFLOW_TEST", "1")
+# hypothesis is imported here, while collection is single-threaded: imported late (its pytest
+# plugin does that at the session's end when no test module used it), its modules are compiled
+# while threads left by Dask or litellm may compile too, and CPython 3.11.7 then fails with
+# "SystemError: AST constructor recursion depth mismatch".
 
 
 @pytest.fixture()

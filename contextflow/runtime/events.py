@@ -138,6 +138,20 @@ class AttemptFinished(Event):
 
 
 @dataclass(slots=True)
+class AttemptChecked(Event):
+    """What was decided about a finished call once it returned: the verifiers' verdicts (cascade)
+    and the router's decision (route). Separate from AttemptFinished because the checks run after
+    the call; the trace adds them to that attempt's span."""
+
+    node_id: str
+    attempt: int
+    verdicts: list[dict[str, Any]] = field(default_factory=list)
+    routing: dict[str, Any] | None = None
+    rung: int | None = None
+    item: int | None = None
+
+
+@dataclass(slots=True)
 class RetrievalFinished(Event):
     """A context window was built; ``items`` carry provenance (source, score, reason, tokens)."""
 

@@ -18,7 +18,7 @@ from contextflow.dags.spec import LLMNode
 from contextflow.errors import UserError
 from contextflow.runtime.attempts import NodeError
 from contextflow.runtime.context import RunContext
-from contextflow.runtime.events import Usage
+from contextflow.runtime.events import AttemptChecked, Usage
 from contextflow.runtime.llm import CallOutcome, LLMCaller
 
 
@@ -31,6 +31,7 @@ async def call_by_strategy(caller: LLMCaller, models: list[str], messages: list[
         outcome = await caller.call_with_fallbacks([chosen, *node.fallbacks], messages)
         if caller.spend.attempts:
             caller.spend.attempts[-1]["routing"] = decision
+            _announce(caller, routing=decision)
         return outcome
     return await caller.call_with_fallbacks(models, messages)
 
@@ -60,6 +61,7 @@ async def _cascade(caller: LLMCaller, ladder: list[str], messages: list[dict[str
         if caller.spend.attempts:
             caller.spend.attempts[-1]["verdicts"] = records
             caller.spend.attempts[-1]["rung"] = rung
+            _announce(caller, verdicts=records, rung=rung)
         last = outcome
         if all(r.get("passed") for r in records):
             return outcome
@@ -67,6 +69,12 @@ async def _cascade(caller: LLMCaller, ladder: list[str], messages: list[dict[str
             await _before_escalation(caller, ladder[rung + 1], messages)
     assert last is not None
     return last
+
+
+def _announce(caller: LLMCaller, **checked: Any) -> None:
+    """Send the last attempt's verdicts or routing decision to the trace (AttemptChecked)."""
+    last = caller.spend.attempts[-1]
+    caller.ctx.emit(AttemptChecked(caller.ctx.run_id, caller.node_id, last["attempt"], item=caller.item, **checked))
 
 
 async def _before_escalation(caller: LLMCaller, model: str, messages: list[dict[str, Any]]) -> None:

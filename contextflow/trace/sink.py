@@ -91,6 +91,9 @@ class TraceSink:
         self._node_kind: dict[tuple[str, str], str] = {}
         self._attempt_started: dict[tuple[str, str, int, int | None], tuple[float, Any]] = {}
         self._open_rows: set[tuple[str, str]] = set()
+        # The latest row of each attempt of a running node, so verdicts and routing decisions
+        # that arrive after the call (AttemptChecked) can be added to its span.
+        self._attempt_rows: dict[tuple[str, str], dict[tuple[int, int | None], tuple[tuple, dict]]] = {}
         self.writer_cpu_s = 0.0  # CPU the writer thread spent turning events into rows and writing them
         self._thread = threading.Thread(target=self._loop, name="contextflow-trace", daemon=True)
         with _live_lock:
@@ -189,6 +192,7 @@ class TraceSink:
 
     def _node_end(self, run_id: str, node_id: str, ts: float, duration: float) -> float:
         self._open_rows.discard((run_id, node_id))
+        self._attempt_rows.pop((run_id, node_id), None)
         return self._node_started.pop((run_id, node_id), ts - duration)
 
     def _node_finished(self, e: ev.NodeFinished, runs: list, spans: list, finishes: list) -> None:
@@ -243,9 +247,25 @@ class TraceSink:
         if e.error:
             attrs["error.message"], attrs["error.type"] = e.error, e.error_type
         span_id = f"{e.run_id}/{e.node_id}/attempt-{e.attempt}" + (f"-item-{e.item}" if e.item is not None else "")
-        spans.append((span_id + f"@{start:.6f}", e.run_id, f"{e.run_id}/{e.node_id}", "attempt",
-                      f"chat {e.model}", e.node_id, start, e.ts, "ok" if e.ok else "error", e.model,
-                      e.cost_usd, u.input_tokens, u.output_tokens, _json(attrs)))
+        row = (span_id + f"@{start:.6f}", e.run_id, f"{e.run_id}/{e.node_id}", "attempt",
+               f"chat {e.model}", e.node_id, start, e.ts, "ok" if e.ok else "error", e.model,
+               e.cost_usd, u.input_tokens, u.output_tokens)
+        self._attempt_rows.setdefault((e.run_id, e.node_id), {})[(e.attempt, e.item)] = (row, attrs)
+        spans.append((*row, _json(attrs)))
+
+    def _attempt_checked(self, e: ev.AttemptChecked, runs: list, spans: list, finishes: list) -> None:
+        found = self._attempt_rows.get((e.run_id, e.node_id), {}).get((e.attempt, e.item))
+        if found is None:  # the attempt's own event never came (it cannot, in one process): nothing to annotate
+            return
+        row, attrs = found
+        if e.verdicts:
+            attrs["contextflow.verdicts"] = e.verdicts
+            attrs["contextflow.verdicts.passed"] = all(bool(v.get("passed")) for v in e.verdicts)
+        if e.routing:
+            attrs["contextflow.routing"] = e.routing
+        if e.rung is not None:
+            attrs["contextflow.ladder.rung"] = e.rung
+        spans.append((*row, _json(attrs)))
 
     def _retrieval(self, e: ev.RetrievalFinished, runs: list, spans: list, finishes: list) -> None:
         attrs = {
@@ -277,6 +297,7 @@ _HANDLERS: dict[type, Any] = {
     ev.NodeWaiting: TraceSink._node_waiting,
     ev.AttemptStarted: TraceSink._attempt_started_h,
     ev.AttemptFinished: TraceSink._attempt_finished,
+    ev.AttemptChecked: TraceSink._attempt_checked,
     ev.RetrievalFinished: TraceSink._retrieval,
     ev.DecisionRecorded: TraceSink._decision,
 }

@@ -225,3 +225,32 @@ def test_replay_under_a_routing_policy_uses_the_traced_prompts(state_home: Path,
     assert rows["easy"].after_models == ["sim/rr-weak"] and rows["easy"].cost_delta < 0
     assert rows["hard"].after_models == ["sim/rr-strong"] and rows["hard"].cost_delta == pytest.approx(0.0)
     assert rows["hard"].source == "recorded"
+
+
+def test_verdicts_and_routing_decisions_reach_the_attempt_spans(state_home: Path, tmp_path: Path) -> None:
+    import json
+
+    from contextflow.trace import TraceStore
+
+    simulated.configure("tv-weak", reply="not sure")
+    simulated.configure("tv-strong", reply="ANSWER: 42")
+    path = tiny_router(tmp_path / "router.json", "sim/tv-weak", "sim/tv-strong")
+    spec = {"name": "tv", "nodes": [
+        {"id": "solve", "kind": "llm", "prompt": "What is six times seven?", "strategy": "cascade",
+         "models": ["sim/tv-weak", "sim/tv-strong"], "verify": [{"kind": "regex", "pattern": "ANSWER: \\d+"}]},
+        {"id": "routed", "kind": "llm", "prompt": HARD.format(7), "strategy": "route", "router": str(path),
+         "models": ["sim/tv-weak", "sim/tv-strong"]}]}
+    result = run(spec, cache=False)
+    assert result.status == "succeeded"
+    spans = TraceStore(StateDir.for_project().traces_db).spans(result.run_id)
+    attempts = {}
+    for span in spans:
+        if span["kind"] == "attempt":
+            attrs = span["attributes"]
+            attempts[(span["node_id"], span["model"])] = json.loads(attrs) if isinstance(attrs, str) else attrs
+    weak, strong = attempts[("solve", "sim/tv-weak")], attempts[("solve", "sim/tv-strong")]
+    assert weak["contextflow.verdicts.passed"] is False and strong["contextflow.verdicts.passed"] is True
+    assert [v["passed"] for v in weak["contextflow.verdicts"]] == [False]
+    assert (weak["contextflow.ladder.rung"], strong["contextflow.ladder.rung"]) == (0, 1)
+    routing = attempts[("routed", "sim/tv-strong")]["contextflow.routing"]
+    assert routing == result.nodes["routed"].attempts[-1]["routing"]
