@@ -56,3 +56,8 @@ def citations_valid(value: Any, window: Any = None) -> bool:
     if window is None:
         return bool(find_citations(value.get("answer", "") if isinstance(value, dict) else str(value)))
     return bool(check_citations(value, window)["ok"])
+
+
+def citations_point_into_context(value: Any, context: Any = None) -> bool:
+    """Verifier for ``dags/repo_qa.yaml``: ``context`` binds to the pipeline's retrieve node."""
+    return citations_valid(value, context)

@@ -86,6 +86,19 @@ def test_repo_qa_keeps_only_citations_inside_the_window(repo: Path) -> None:
     assert any(item["path"] == "calc.py" for item in items)
 
 
+def test_repo_qa_escalates_an_answer_whose_citations_miss_the_window(repo: Path) -> None:
+    simulated.configure("sim/qa-cheap", json_value={"answer": "It is computed in utils.py:40."})
+    simulated.configure("sim/qa-strong", json_value={"answer": "average() divides by len - 1 (calc.py:3)."})
+    spec = _spec("repo_qa", ladder=["sim/qa-cheap", "sim/qa-strong"])
+    result = run(spec, {"question": "How is the average computed?", "repo": str(repo)}, project=repo, workdir=repo)
+    assert result.status == "succeeded", result.error
+    attempts = result.nodes["answer"].attempts
+    assert [a["model"] for a in attempts] == ["sim/qa-cheap", "sim/qa-strong"]
+    assert [all(v["passed"] for v in a["verdicts"]) for a in attempts] == [False, True]
+    assert result.outputs["citations_ok"] is True
+    assert [c["path"] for c in result.outputs["citations"]] == ["calc.py"]
+
+
 def test_release_notes_group_summarise_and_write(repo: Path) -> None:
     git(repo, "commit", "-qam", "feat: total of values")
     simulated.configure("sim/notes", json_value={"summary": "This release changes how averages are computed."})
