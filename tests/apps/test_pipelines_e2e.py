@@ -73,6 +73,24 @@ def test_code_review_escalates_a_reviewer_whose_findings_fail_the_checks(repo: P
     assert result.nodes["diff"].value["paths"] == ["calc.py"]  # working tree vs HEAD
 
 
+def test_code_review_waits_before_writing_the_review_at_low_autonomy(repo: Path) -> None:
+    from contextflow.runtime import approve, pending, resume
+
+    finding = {"findings": [{"file": "calc.py", "line": 3, "severity": "high", "explanation": "wrong mean"}]}
+    simulated.configure("sim/review-gate", json_value=finding)
+    spec = _spec("code_review", model="sim/review-gate")
+    review_file = repo / ".contextflow" / "review.md"
+    waiting = run(spec, {"repo": str(repo)}, project=repo, workdir=repo, autonomy="ask")
+    assert waiting.status == "waiting", waiting.error
+    assert list(pending(waiting.run_id, project=repo)) == ["write_review"]
+    assert not review_file.exists()  # nothing written before a person approves
+    assert all(waiting.nodes[n].status == "succeeded" for n in ("correctness", "security", "tests", "review"))
+    approve(waiting.run_id, "write_review", project=repo, actor="tester")
+    done = resume(waiting.run_id, project=repo)
+    assert done.status == "succeeded", done.error
+    assert review_file.read_text() == done.outputs["review"] and "`calc.py:3`" in done.outputs["review"]
+
+
 def test_repo_qa_keeps_only_citations_inside_the_window(repo: Path) -> None:
     simulated.configure("sim/qa", json_value={"answer": "average() divides by len - 1 (calc.py:3); see also nowhere.py:9"})
     result = run(_spec("repo_qa", model="sim/qa"), {"question": "How is the average computed?", "repo": str(repo)},
