@@ -22,3 +22,10 @@ def state_home(tmp_path, monkeypatch):
     home = tmp_path / ".contextflow"
     monkeypatch.setenv("CONTEXTFLOW_HOME", str(home))
     return home
+
+
+@pytest.fixture(autouse=True)
+def _no_hosted_model_keys(monkeypatch):
+    """Tests never reach a hosted model, whatever keys the machine running them has set."""
+    for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "CONTEXTFLOW_MODEL", "CONTEXTFLOW_LADDER"):
+        monkeypatch.delenv(name, raising=False)

@@ -195,7 +195,10 @@ def register(app: typer.Typer) -> None:
         file: Path = typer.Argument(..., help="Pipeline YAML file."),
         inputs: list[str] = typer.Option([], "--input", "-i", help="KEY=VALUE (or KEY=@file); repeatable."),
         as_json: bool = typer.Option(False, "--json", help="Print one JSON object with outputs, cost and run id."),
-        model: Optional[str] = typer.Option(None, "--model", "-m", help="Model for nodes that name none."),
+        model: Optional[str] = typer.Option(
+            None, "--model", "-m", envvar="CONTEXTFLOW_MODEL",
+            help="Model for nodes that name none, and the one rung of every cascade/route node.",
+        ),
         project: Optional[Path] = typer.Option(None, "--project", help="Project folder (state in PROJECT/.contextflow)."),
         max_cost: Optional[float] = typer.Option(None, "--max-cost", help="Hard cap on the run's cost in $."),
         max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Hard cap on the run's tokens."),
@@ -220,9 +223,14 @@ def register(app: typer.Typer) -> None:
         from contextflow.dags.spec import BudgetSpec
         from contextflow.runtime.api import arun, bind_inputs, load_spec, new_run_id
 
-        from contextflow.dags.overrides import apply_model_overrides, parse_ladder
+        from contextflow.dags.overrides import apply_key_ladder, apply_model_overrides, parse_ladder
 
         spec = apply_model_overrides(load_spec(file, allow_imports=allow_import), model=model, ladder=parse_ladder(ladder))
+        if not model and not parse_ladder(ladder):
+            spec, key_ladder = apply_key_ladder(spec)
+            if key_ladder:
+                print(f"an API key is set: what was meant for the local model runs on {' -> '.join(key_ladder)}"
+                      " (keep it local with CONTEXTFLOW_OFFLINE=1, or choose with --model/--ladder)", file=sys.stderr)
         values = bind_inputs(spec, parse_inputs(inputs, spec.inputs))
         budget = None
         if max_cost is not None or max_tokens is not None or max_wall is not None:
