@@ -74,23 +74,30 @@ def draft_message(repo: str = ".", model: str = DEFAULT_MODEL) -> dict[str, Any]
     return {"message": result.outputs["message"], "cost_usd": result.cost_usd, "run_id": result.run_id}
 
 
-def serve(port: int, model: str) -> None:
-    import uvicorn
-    from fastapi import FastAPI, HTTPException
+class MessageRequest(BaseModel):
+    repo: str = "."
 
-    class Request(BaseModel):
-        repo: str = "."
+
+def create_http_app(model: str = DEFAULT_MODEL) -> Any:
+    """The HTTP front end: ``POST /commit-message {"repo": PATH}`` -> message, cost and run id."""
+    from fastapi import FastAPI, HTTPException
 
     app = FastAPI(title="commit assistant")
 
     @app.post("/commit-message")
-    def commit_message(request: Request) -> dict[str, Any]:
+    def commit_message(request: MessageRequest) -> dict[str, Any]:
         try:
             return draft_message(request.repo, model)
         except UserError as exc:
             raise HTTPException(status_code=400, detail=str(exc)) from None
 
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+    return app
+
+
+def serve(port: int, model: str) -> None:
+    import uvicorn
+
+    uvicorn.run(create_http_app(model), host="127.0.0.1", port=port, log_level="warning")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -61,3 +61,18 @@ def test_app_reports_a_non_repository_plainly(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "error:" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_http_endpoint_drafts_a_message_and_refuses_a_non_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastapi.testclient import TestClient
+
+    (tmp_path / "repo").mkdir()
+    repo = _repo(tmp_path / "repo")
+    monkeypatch.setenv("CONTEXTFLOW_HOME", str(tmp_path / "state"))
+    client = TestClient(_load_app().create_http_app("sim/writer"))
+    done = client.post("/commit-message", json={"repo": str(repo)})
+    assert done.status_code == 200, done.text
+    assert done.json()["message"].endswith("Files: app.py") and done.json()["run_id"]
+    (tmp_path / "plain").mkdir()
+    refused = client.post("/commit-message", json={"repo": str(tmp_path / "plain")})
+    assert refused.status_code == 400 and "git" in refused.json()["detail"]
