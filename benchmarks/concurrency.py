@@ -6,7 +6,9 @@ Node i of layer k depends on nodes i and i+1 (mod 64) of layer k-1, so the criti
 4 x 100 ms = 400 ms, and a scheduler that overlaps everything it may finishes close to it.
 
 Baseline in the same run: the same calls made by hand-written asyncio, one ``asyncio.gather``
-per layer (no retries, cache, budget, events or checkpoints).
+per layer (no retries, cache, budget, events or checkpoints). Also measured: how long litellm
+occupies the process per call (a batch of zero-latency calls), and from it the floor that no
+scheduler can beat under the GIL, depth x (latency + width x that time).
 
     python benchmarks/concurrency.py [--width 64] [--depth 4] [--latency-ms 100] [--repeats 3] [--json]
 """
@@ -73,6 +75,27 @@ async def _baseline_once(width: int, depth: int) -> float:
     return time.perf_counter() - start
 
 
+async def _litellm_cpu_per_call(calls: int = 256) -> float:
+    """Seconds one call to a zero-latency sim model occupies the process, with calls made
+    concurrently: with no latency to wait on, a batch's wall time is its CPU work serialised by
+    the GIL (litellm's helper threads included), which is what a layer of calls pays in turn."""
+    from contextflow.providers import simulated
+    from contextflow.runtime.calls import litellm_module
+
+    litellm = litellm_module()
+    simulated.configure("sim/bench-zero", latency_ms=0.0, output_tokens=8)
+
+    async def batch(n: int) -> None:
+        await asyncio.gather(*(litellm.acompletion(model="sim/bench-zero", max_tokens=16,
+                                                   messages=[{"role": "user", "content": f"item {i}"}])
+                               for i in range(n)))
+
+    await batch(32)
+    start = time.perf_counter()
+    await batch(calls)
+    return (time.perf_counter() - start) / calls
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--width", type=int, default=64)
@@ -100,6 +123,10 @@ def main() -> None:
         return ours, baseline
 
     ours, baseline = asyncio.run(measure())
+    cpu_per_call = asyncio.run(_litellm_cpu_per_call())
+    # Under the GIL a layer's calls spend their CPU one after another, so no scheduler on one core
+    # can finish before depth x (latency + width x CPU per call).
+    floor = args.depth * (args.latency_ms / 1000.0 + args.width * cpu_per_call)
     wall, base = statistics.median(ours), statistics.median(baseline)
     calls = args.width * args.depth
     print(f"{args.width} x {args.depth} DAG, {calls} calls of {args.latency_ms:g} ms via litellm + sim provider")
@@ -108,12 +135,15 @@ def main() -> None:
           + ", ".join(f"{t * 1000:.0f}" for t in ours) + ")")
     print(f"  asyncio.gather per layer  {base * 1000:8.1f} ms  ({base / critical:.3f}x critical path)")
     print(f"  contextflow / hand-written asyncio: {wall / base:.3f}x (target: wall <= 1.1x critical path)")
+    print(f"  litellm work per call {cpu_per_call * 1000:.3f} ms -> floor under the GIL {floor * 1000:.1f} ms"
+          f" ({floor / critical:.3f}x critical path; contextflow at {wall / floor:.3f}x that floor)")
     if args.json:
         print(json.dumps({
             "width": args.width, "depth": args.depth, "latency_ms": args.latency_ms,
             "critical_path_s": critical, "wall_s": round(wall, 4), "wall_over_critical_path": round(wall / critical, 4),
             "baseline_gather_wall_s": round(base, 4), "baseline_over_critical_path": round(base / critical, 4),
             "contextflow_over_baseline": round(wall / base, 4),
+            "litellm_ms_per_call": round(cpu_per_call * 1000, 4), "cpu_floor_over_critical_path": round(floor / critical, 4),
         }))
 
 
