@@ -211,6 +211,10 @@ def register(app: typer.Typer) -> None:
             None, "--ladder", envvar="CONTEXTFLOW_LADDER",
             help="Comma-separated models, cheapest first, for every cascade/route node.",
         ),
+        plan_models: bool = typer.Option(
+            False, "--plan-models",
+            help="Before the run, cap each ladder at the best rung the budget affords; step down as it drains.",
+        ),
         executor: str = typer.Option("local", "--executor", help="local | dask"),
         autonomy: Optional[str] = typer.Option(
             None, "--autonomy", help="suggest | ask | budgeted | full (default: the pipeline's defaults.autonomy)."
@@ -251,7 +255,7 @@ def register(app: typer.Typer) -> None:
                 return await arun(
                     spec, values, project=project, sinks=sinks, trace=not no_trace, run_id=run_id, budget=budget,
                     model=model, cache=not no_cache, allow_imports=allow_import, checkpoint=checkpoint,  # type: ignore[arg-type]
-                    executor=chosen, autonomy=autonomy,
+                    executor=chosen, autonomy=autonomy, plan_models=plan_models,
                 )
             finally:
                 if chosen is not None:

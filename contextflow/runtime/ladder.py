@@ -67,8 +67,36 @@ async def _cascade(caller: LLMCaller, ladder: list[str], messages: list[dict[str
             return outcome
         if rung + 1 < len(ladder):
             await _before_escalation(caller, ladder[rung + 1], messages)
+            stopped = _unaffordable(caller, ladder[rung + 1], messages)
+            if stopped is not None:
+                caller.spend.attempts[-1]["escalation_stopped"] = stopped
+                return outcome
     assert last is not None
     return last
+
+
+def _unaffordable(caller: LLMCaller, model: str, messages: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Why a budget-planned run keeps this answer instead of climbing to ``model``, or None.
+
+    With budget-aware planning (``plan_models``) the run steps down as the budget drains: a rung
+    whose worst case no longer fits what is left is not tried, and the answer in hand (with its
+    failed verdicts on record) is kept rather than lost to a refused reservation. Without
+    planning the climb goes on and the hard cap refuses it, as the run asked.
+    """
+    cap = caller.ctx.budget.caps.max_cost_usd
+    if cap is None or caller.node_id not in (caller.ctx.extras.get("model_plan") or {}):
+        return None
+    from contextflow.cost.rungs import parse_rung
+    from contextflow.runtime.calls import worst_case
+    from contextflow.runtime.llm import output_limit
+
+    base = parse_rung(model).model
+    worst, _ = worst_case(base, messages, output_limit(caller.node, caller.params_for(base), base))
+    totals = caller.ctx.budget.totals()
+    left = cap - totals.spent_cost_usd - totals.reserved_cost_usd
+    if worst <= left:
+        return None
+    return {"next": model, "worst_case_usd": round(worst, 8), "budget_left_usd": round(left, 8), "reason": "budget"}
 
 
 def _announce(caller: LLMCaller, **checked: Any) -> None:

@@ -87,3 +87,26 @@ def test_train_a_router_from_recorded_cascade_verdicts(tmp_path: Path, state_hom
     assert router.predict(prompts[0]) < router.predict(prompts[1])  # the long derivation needs the strong model
     neither = CliRunner().invoke(app, ["router", "train"])
     assert isinstance(neither.exception, UserError) and "one of the two" in str(neither.exception)
+
+
+def test_run_plan_models_flag_keeps_a_tight_budget(state_home, tmp_path) -> None:
+    import json as _json
+
+    from typer.testing import CliRunner
+
+    from contextflow.cli import app
+    from contextflow.providers import simulated
+
+    simulated.configure("cli-plan-cheap", input_cost_per_token=1e-7, output_cost_per_token=1e-7)
+    simulated.configure("cli-plan-strong", input_cost_per_token=1e-4, output_cost_per_token=1e-4)
+    pipeline = tmp_path / "p.yaml"
+    pipeline.write_text(
+        "name: cli-plan\ndefaults: {budget: {max_cost_usd: 0.004}}\nnodes:\n"
+        "  - {id: n0, kind: llm, prompt: Summarise the change., strategy: cascade, max_output_tokens: 50,\n"
+        "     models: [sim/cli-plan-cheap, sim/cli-plan-strong], verify: [{kind: regex, pattern: '^NEVER$'}]}\n")
+    runner = CliRunner()
+    plain = runner.invoke(app, ["run", str(pipeline), "--json", "--no-trace", "--no-cache"])
+    assert _json.loads(plain.output.strip().splitlines()[-1])["status"] != "succeeded"
+    planned = runner.invoke(app, ["run", str(pipeline), "--json", "--no-trace", "--no-cache", "--plan-models"])
+    summary = _json.loads(planned.output.strip().splitlines()[-1])
+    assert summary["status"] == "succeeded" and summary["cost_usd"] <= 0.004

@@ -254,3 +254,23 @@ def test_verdicts_and_routing_decisions_reach_the_attempt_spans(state_home: Path
     assert (weak["contextflow.ladder.rung"], strong["contextflow.ladder.rung"]) == (0, 1)
     routing = attempts[("routed", "sim/tv-strong")]["contextflow.routing"]
     assert routing == result.nodes["routed"].attempts[-1]["routing"]
+
+
+def test_a_planned_cascade_keeps_its_answer_when_the_next_rung_no_longer_fits(
+        state_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from contextflow.cost import planner
+
+    simulated.configure("keep-cheap", input_cost_per_token=1e-7, output_cost_per_token=1e-7)
+    simulated.configure("keep-strong", input_cost_per_token=1e-4, output_cost_per_token=1e-4)
+    spec = cascade_spec("keep", "sim/keep-cheap", "sim/keep-strong", nodes=2, budget=0.004)
+    # A plan that turned out too optimistic (as when unplanned calls, e.g. a judge, spent first).
+    monkeypatch.setattr(planner, "plan_rungs", lambda *a, **k: {"n0": "sim/keep-strong", "n1": "sim/keep-strong"})
+    result = run(spec, trace=False, cache=False, plan_models=True)
+    assert result.status == "succeeded", result.error
+    for node in result.nodes.values():
+        assert node.model == "sim/keep-cheap" and len(node.attempts) == 1
+        assert node.attempts[0]["escalation_stopped"]["next"] == "sim/keep-strong"
+        assert node.attempts[0]["verdicts"][0]["passed"] is False  # the failed check stays on record
+    assert result.cost_usd <= 0.004
+    unplanned = run(spec, trace=False, cache=False)  # without planning the climb meets the hard cap
+    assert unplanned.status != "succeeded"
