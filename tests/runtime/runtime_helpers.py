@@ -66,7 +66,18 @@ def flaky_connection(counter: str) -> str:
     return "ok"
 
 
-for _fn in (nap, blocking_nap, add, boom, listing, flaky_connection):
+def interrupt_from_worker_thread(delay: float = 0.2) -> str:
+    """Send SIGINT to the calling (worker) thread, as a kernel may when a person presses Ctrl-C."""
+    import signal
+    import threading
+
+    time.sleep(delay)
+    signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+    time.sleep(30)  # stay blocked: finishing would wake the loop and hide a missed signal
+    return "sent"
+
+
+for _fn in (nap, blocking_nap, add, boom, listing, flaky_connection, interrupt_from_worker_thread):
     register_function(_fn, f"{PREFIX}:{_fn.__name__}")
 
 
