@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import sys
 import time
 from pathlib import Path
@@ -151,45 +150,11 @@ def _print_result(result: Any, as_json: bool) -> None:
         typer.echo(f"resume with: contextflow resume {result.run_id}", err=True)
 
 
-async def _interruptible(coro: Any) -> Any:
-    """Await ``coro``; Ctrl-C cancels it (the run saves what finished) and ends as KeyboardInterrupt.
-
-    The loop's own signal handler is used, not the plain one ``asyncio.run`` installs: the kernel
-    may hand SIGINT to any thread (a node's worker thread), and only the loop's wakeup fd then
-    wakes a loop that is waiting on long timers, so Ctrl-C acts at once rather than when the next
-    node finishes. A SIGINT the process was started with ignored stays ignored.
-    """
-    loop = asyncio.get_running_loop()
-    task = asyncio.current_task()
-    interrupted = False
-
-    def on_sigint() -> None:
-        nonlocal interrupted
-        interrupted = True
-        if task is not None:
-            task.cancel()
-
-    installed = False
-    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
-        try:
-            loop.add_signal_handler(signal.SIGINT, on_sigint)
-            installed = True
-        except (NotImplementedError, RuntimeError, ValueError):  # no signals here (e.g. a worker thread)
-            pass
-    try:
-        return await coro
-    except asyncio.CancelledError:
-        if interrupted:
-            raise KeyboardInterrupt from None
-        raise
-    finally:
-        if installed:
-            loop.remove_signal_handler(signal.SIGINT)
-
-
 def _execute(
     coro_factory: Any, node_ids: list[str], title: str, as_json: bool, run_id: str, project: Any = None
 ) -> None:
+    from contextflow.runtime.interrupts import cancel_on_sigint
+
     live = None
     if not as_json and sys.stderr.isatty():
         live = LiveView(node_ids, title)
@@ -197,9 +162,9 @@ def _execute(
     try:
         if live is not None:
             with live:
-                result = asyncio.run(_interruptible(coro_factory(sinks)))
+                result = asyncio.run(cancel_on_sigint(coro_factory(sinks)))
         else:
-            result = asyncio.run(_interruptible(coro_factory(sinks)))
+            result = asyncio.run(cancel_on_sigint(coro_factory(sinks)))
     except KeyboardInterrupt:
         typer.echo(f"cancelled; finished nodes are saved. resume with: contextflow resume {run_id}", err=True)
         raise typer.Exit(130) from None

@@ -294,7 +294,9 @@ def _sync(coro: Any) -> Any:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
-        return asyncio.run(coro)
+        from contextflow.runtime.interrupts import cancel_on_sigint
+
+        return asyncio.run(cancel_on_sigint(coro))
     coro.close()
     raise UserError("run()/resume() were called inside a running event loop", hint="await arun()/aresume() instead")
 
