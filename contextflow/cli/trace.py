@@ -46,7 +46,13 @@ def list_runs(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("run", "pipeline", "status", "cost", "tokens", "duration", "models")
+    table = Table()
+    table.add_column("run", no_wrap=True, min_width=24)  # ids are copied into other commands: never cut
+    table.add_column("pipeline", overflow="fold")
+    table.add_column("status", no_wrap=True)
+    for column in ("cost", "tokens", "duration"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("models", overflow="fold")
     for r in runs:
         duration = f"{r['duration_s']:.2f}s" if r["duration_s"] is not None else "-"
         models = ", ".join(f"{m}x{n}" for m, n in r["models"].items())
