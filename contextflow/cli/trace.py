@@ -46,18 +46,20 @@ def list_runs(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table()
-    table.add_column("run", no_wrap=True, min_width=24)  # ids are copied into other commands: never cut
-    table.add_column("pipeline", overflow="fold")
-    table.add_column("status", no_wrap=True)
-    for column in ("cost", "tokens", "duration"):
-        table.add_column(column, justify="right", no_wrap=True)
-    table.add_column("models", overflow="fold")
+    console = Console()
+    if console.width < 110:  # a narrow terminal: plain lines keep ids and figures whole
+        for r in runs:
+            duration = f"{r['duration_s']:.2f}s" if r["duration_s"] is not None else "-"
+            typer.echo(f"{r['run_id']}  {r['status'] or '':<15} ${r['cost_usd']:.6f} {r['tokens']:>8} tok"
+                       f" {duration:>9}  {r['pipeline'] or ''}")
+        return
+    table = Table("run", "pipeline", "status", "cost", "tokens", "duration", "models")
     for r in runs:
         duration = f"{r['duration_s']:.2f}s" if r["duration_s"] is not None else "-"
-        models = ", ".join(f"{m}x{n}" for m, n in r["models"].items())
-        table.add_row(r["run_id"], r["pipeline"] or "", r["status"] or "", f"${r['cost_usd']:.6f}", str(r["tokens"]), duration, models)
-    Console().print(table)
+        models = ", ".join(f"{m} x{n}" for m, n in r["models"].items())
+        table.add_row(r["run_id"], r["pipeline"] or "", r["status"] or "", f"${r['cost_usd']:.6f}", str(r["tokens"]),
+                      duration, models)
+    console.print(table)
 
 
 @trace_app.command("show")
