@@ -46,6 +46,14 @@ def test_list_and_show(project: Path, monkeypatch, capsys) -> None:
     assert "cost $0.007000" in out and "230 in / 60 out" in out and "b -> c -> d" in out
 
 
+@pytest.mark.parametrize("columns", ["72", "160"])
+def test_list_never_cuts_a_run_id(project: Path, monkeypatch, capsys, columns: str) -> None:
+    monkeypatch.setenv("COLUMNS", columns)
+    code, out, _ = cli(monkeypatch, capsys, "trace", "list", "--project", str(project))
+    assert code == 0
+    assert RUN in out and "$0.007000" in out and "succeeded" in out
+
+
 def test_export_html_is_one_self_contained_file(project: Path, tmp_path: Path, monkeypatch, capsys) -> None:
     target = tmp_path / "run.html"
     code, _, _ = cli(monkeypatch, capsys, "trace", "export", RUN, "--html", str(target), "--project", str(project))
