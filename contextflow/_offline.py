@@ -17,6 +17,9 @@ _OFFLINE_DEFAULTS: dict[str, str] = {
     "HF_HUB_DISABLE_TELEMETRY": "1",
     "TOKENIZERS_PARALLELISM": "false",
     "LITELLM_LOG": "ERROR",
+    # Weight loading takes a second or two; its per-tensor bars would bury a command's own output
+    # (contextflow shows its own progress for long work).
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",
 }
 
 
