@@ -27,6 +27,15 @@ def _env(project: Path) -> dict[str, str]:
     return env
 
 
+def _foreground() -> None:
+    """Run in the child before exec: SIGINT as in a terminal's foreground job.
+
+    A test run started in the background of a non-interactive shell (``cmd &``) inherits SIGINT
+    ignored, and a child started with it ignored rightly keeps ignoring Ctrl-C.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _wait_for_lines(log: Path, count: int, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -107,7 +116,8 @@ def test_ctrl_c_cancels_in_flight_work_and_leaves_the_run_resumable(tmp_path):
     pipeline.write_text("\n".join(lines) + "\n")
     command = [sys.executable, "-m", "contextflow", "run", str(pipeline), "--project", str(project),
                "--allow-import", rh.PREFIX, "--no-trace"]
-    child = subprocess.Popen(command, env=_env(project), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(command, env=_env(project), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=_foreground)
     _wait_for_lines(log, 8)  # the four short nodes are done and the four 30 s ones are in flight
     time.sleep(0.1)
     sent = time.monotonic()
@@ -126,7 +136,7 @@ def test_ctrl_c_cancels_in_flight_work_and_leaves_the_run_resumable(tmp_path):
     pipeline.unlink()
     resumed = subprocess.Popen(
         [sys.executable, "-m", "contextflow", "resume", run_id, "--project", str(project), "--json", "--no-trace"],
-        env=_env(project), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=_env(project), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_foreground,
     )
     _wait_for_lines(log, 12)
     resumed.send_signal(signal.SIGINT)
@@ -148,7 +158,8 @@ def test_ctrl_c_delivered_to_a_worker_thread_still_cancels_at_once(tmp_path):
     command = [sys.executable, "-m", "contextflow", "run", str(pipeline), "--project", str(project),
                "--allow-import", rh.PREFIX, "--no-trace"]
     started = time.monotonic()
-    done = subprocess.run(command, env=_env(project), capture_output=True, text=True, timeout=60)
+    done = subprocess.run(command, env=_env(project), capture_output=True, text=True, timeout=60,
+                          preexec_fn=_foreground)
     # Before the loop's own handler, the loop slept on the 30 s timer and Ctrl-C waited for it.
     assert time.monotonic() - started < 20, "Ctrl-C waited for the next timer"
     assert done.returncode == 130, done.stderr
