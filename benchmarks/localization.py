@@ -33,8 +33,9 @@ TREES = Path(os.environ.get("CONTEXTFLOW_BENCH_TREES", "/work/repos/trees"))
 STATE = Path(os.environ.get("CONTEXTFLOW_BENCH_STATE", "/work/repos/localization-state"))
 BUDGETS = (4000, 8000, 16000)
 #: method -> (retrievers, extra build_context options). The single-retriever baselines are plain:
-#: no test-file prior (and no expansion, which needs more than one retriever).
-METHODS = {"bm25": (["bm25"], {"test_factor": 1.0}), "embeddings": (["embeddings"], {"test_factor": 1.0}),
+#: no test-file prior, no file focus (and no expansion, which needs more than one retriever).
+METHODS = {"bm25": (["bm25"], {"test_factor": 1.0, "file_focus": 0.0}),
+           "embeddings": (["embeddings"], {"test_factor": 1.0, "file_focus": 0.0}),
            "fused": (["bm25", "ast", "embeddings"], {}),
            "lexical": (["bm25", "ast"], {})}  # lexical: the fused engine without embeddings (fast on a CPU)
 

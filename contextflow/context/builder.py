@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from contextflow.context.fusion import apply_path_prior, expand, reciprocal_rank_fusion
+from contextflow.context.fusion import apply_file_focus, apply_path_prior, expand, reciprocal_rank_fusion
 from contextflow.context.packing import pack
 from contextflow.context.window import ContextWindow, Format
 from contextflow.errors import UserError
@@ -86,6 +86,7 @@ def build_context(
     per_retriever: int = 100,
     refresh: bool = True,
     test_factor: float = 0.4,
+    file_focus: float = 0.5,
 ) -> ContextWindow:
     """The best window of at most ``budget_tokens`` tokens of ``repo`` for ``query``.
 
@@ -95,6 +96,7 @@ def build_context(
     ``.contextflow/``) is brought up to date first, incrementally; ``refresh=False`` skips that
     check (a walk of the tree) when an index exists, for callers that update it themselves.
     ``test_factor`` scales test files' scores unless the query asks for tests (1.0 turns it off).
+    ``file_focus`` raises chunks of files with strong evidence from several chunks (0 turns it off).
     """
     budget = check_budget(budget_tokens, model)
     if fmt not in _FORMATS:
@@ -131,6 +133,7 @@ def build_context(
         timings[f"{name}_s"] = time.perf_counter() - t
     t = time.perf_counter()
     ranked = apply_path_prior(reciprocal_rank_fusion(rankings, weights), index.chunks, query, test_factor)
+    ranked = apply_file_focus(ranked, index.chunks, file_focus)
     if expand_graph and len(chosen) > 1:
         scores = index.bm25.scores(query)
         position = {cid: float(scores[i]) for i, cid in enumerate(index.bm25.ids)} if scores.size else {}

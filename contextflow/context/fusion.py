@@ -97,6 +97,41 @@ def apply_path_prior(ranked: list[Candidate], chunks: Mapping[str, object], quer
     return sorted(ranked, key=lambda c: -c.score)
 
 
+def apply_file_focus(ranked: list[Candidate], chunks: Mapping[str, object], strength: float = 0.5,
+                     top_chunks: int = 3, pool: int = 100) -> list[Candidate]:
+    """Raise chunks of the files that the evidence points to most, as a whole.
+
+    A fix usually touches one or two files, and several chunks of the same file ranking well is
+    stronger evidence for that file than one stray hit elsewhere. Each file's evidence is the sum of
+    its best ``top_chunks`` scores among the top ``pool`` candidates (normalised so the best file is
+    1.0); every candidate of that file is scaled by ``1 + strength * evidence``, so the budget goes to
+    more definitions of the likely files instead of spreading thin. ``strength=0`` turns it off.
+    """
+    if strength <= 0 or not ranked:
+        return ranked
+    per_file: dict[str, list[float]] = {}
+    for cand in ranked[:pool]:
+        chunk = chunks.get(cand.chunk_id)
+        if chunk is not None:
+            per_file.setdefault(chunk.path, []).append(cand.score)  # type: ignore[attr-defined]
+    evidence = {p: sum(sorted(v, reverse=True)[:top_chunks]) for p, v in per_file.items()}
+    best = max(evidence.values(), default=0.0) or 1.0
+    for cand in ranked:
+        chunk = chunks.get(cand.chunk_id)
+        share = evidence.get(chunk.path, 0.0) / best if chunk is not None else 0.0  # type: ignore[attr-defined]
+        if share > 0:
+            factor = 1.0 + strength * share
+            cand.score *= factor
+            cand.contributions = {s: v * factor for s, v in cand.contributions.items()}
+    ranked = sorted(ranked, key=lambda c: -c.score)
+    # Back to "the best is 1.0", as fusion left it (a uniform scale: no order changes).
+    top = ranked[0].score or 1.0
+    for cand in ranked:
+        cand.score /= top
+        cand.contributions = {s: v / top for s, v in cand.contributions.items()}
+    return ranked
+
+
 def expand(
     index: RepoIndex,
     ranked: list[Candidate],

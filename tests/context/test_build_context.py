@@ -185,6 +185,28 @@ def test_test_files_are_weighted_down_unless_the_query_asks_for_tests():
     assert [c.chunk_id for c in off] == ["t", "s"]
 
 
+def test_file_focus_favours_files_with_evidence_from_several_chunks():
+    from contextflow.context.fusion import Candidate, apply_file_focus
+
+    class Chunk:
+        def __init__(self, path):
+            self.path = path
+
+    # One stray strong hit in b.py against three good hits in a.py: a.py's best chunk overtakes it.
+    chunks = {"b1": Chunk("b.py"), "a1": Chunk("a.py"), "a2": Chunk("a.py"), "a3": Chunk("a.py")}
+
+    def fresh():
+        return [Candidate("b1", 1.0, {"bm25": 1.0}), Candidate("a1", 0.9, {"bm25": 0.9}),
+                Candidate("a2", 0.8, {"bm25": 0.8}), Candidate("a3", 0.7, {"bm25": 0.7})]
+
+    focused = apply_file_focus(fresh(), chunks, strength=0.5)
+    assert [c.chunk_id for c in focused] == ["a1", "b1", "a2", "a3"]
+    assert focused[0].score == 1.0 and abs(focused[1].score - (1.0 + 0.5 / 2.4) / (0.9 * 1.5)) < 1e-9
+    assert all(abs(sum(c.contributions.values()) - c.score) < 1e-9 for c in focused)
+    off = apply_file_focus(fresh(), chunks, strength=0.0)
+    assert [c.chunk_id for c in off] == ["b1", "a1", "a2", "a3"]
+
+
 def test_retrieve_node_in_a_pipeline_yields_a_window(make_repo, tmp_path, state_home):
     from contextflow.runtime import run
 
