@@ -13,6 +13,7 @@ from typing import Any
 import contextflow  # noqa: F401  (offline settings before litellm is imported)
 from contextflow.cost import catalog
 from contextflow.runtime.events import Usage
+from contextflow.runtime.structured import without_lone_surrogates
 
 _setup_lock = threading.Lock()
 _ready = False
@@ -44,7 +45,8 @@ async def call_model(model: str, messages: list[dict[str, Any]], params: dict[st
     hidden = getattr(response, "_hidden_params", None) or {}
     tool_calls = getattr(message, "tool_calls", None)
     return {
-        "content": message.content if message.content is not None else "",
+        # A provider's JSON may carry half a surrogate pair; nothing downstream could write it.
+        "content": without_lone_surrogates(message.content) if message.content is not None else "",
         "finish_reason": getattr(choice, "finish_reason", None),
         "tool_calls": [t.model_dump() if hasattr(t, "model_dump") else t for t in tool_calls] if tool_calls else None,
         "response_model": getattr(response, "model", None),

@@ -125,12 +125,28 @@ _ENCODER = json.JSONEncoder(default=_default, ensure_ascii=False, separators=(",
 _ATTEMPTS_ENCODER = json.JSONEncoder(default=str, ensure_ascii=False, separators=(",", ":"))
 
 
+_ASCII_ENCODER = json.JSONEncoder(default=_default, ensure_ascii=True, separators=(",", ":"))
+_ASCII_ATTEMPTS_ENCODER = json.JSONEncoder(default=str, ensure_ascii=True, separators=(",", ":"))
+
+
+def _storable(text: str, value: Any, fallback: json.JSONEncoder) -> str:
+    """``text`` unless it holds a lone surrogate, which SQLite cannot store as UTF-8; then the
+    ASCII form, whose ``\\udXXX`` escapes decode back to the same value."""
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return fallback.encode(value)
+    return text
+
+
 def encode_value(value: Any) -> str:
-    return _ENCODER.encode(value)
+    return _storable(_ENCODER.encode(value), value, _ASCII_ENCODER)
 
 
 def encode_attempts(attempts: list[dict[str, Any]]) -> str:
-    return _ATTEMPTS_ENCODER.encode(attempts)
+    return _storable(_ATTEMPTS_ENCODER.encode(attempts), attempts, _ASCII_ATTEMPTS_ENCODER)
 
 
 def decode_value(text: str | None) -> Any:

@@ -105,6 +105,7 @@ class Scheduler:
         self._flushing = False
         self._settled = 0
         self._stop_reason: str | None = None
+        self._checkpoint_error: Exception | None = None
         self._done: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._emit: Callable[[Any], None] = ctx.bus.emit if ctx.bus else (lambda event: None)
@@ -151,6 +152,8 @@ class Scheduler:
         self._close_writer()
         if self._writer is not None and self._writer.error is not None:
             return self._finish("failed", f"could not write checkpoints: {self._writer.error}")
+        if self._checkpoint_error is not None:
+            return self._finish("failed", self._stop_reason)
         return self._finish(self._final_status(), self._stop_reason)
 
     def _close_writer(self) -> None:
@@ -349,7 +352,12 @@ class Scheduler:
         if self._writer is not None:
             self._writer.put(self.ctx.run_id, batch)
         elif self.store is not None:
-            self.store.save_nodes(self.ctx.run_id, batch)
+            try:
+                self.store.save_nodes(self.ctx.run_id, batch)
+            except Exception as exc:  # this runs in a loop callback: raising would hang the run
+                if self._checkpoint_error is None:
+                    self._checkpoint_error = exc
+                    self._stop_reason = f"could not write checkpoints: {type(exc).__name__}: {exc}"
         run_id = self.ctx.run_id
         emit = self._emit
         remaining = self._remaining

@@ -8,6 +8,7 @@ the path of the first few problems, which is what the repair attempt shows the m
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -33,8 +34,29 @@ def response_format_for(schema: dict[str, Any], name: str) -> dict[str, Any]:
     return {"type": "json_schema", "json_schema": {"name": name[:64], "schema": schema, "strict": False}}
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def without_lone_surrogates(value: Any) -> Any:
+    """A model may write a JSON escape of half a surrogate pair (``"\\udff9"``), which JSON
+    decoders accept; such a string cannot be written as UTF-8 anywhere (store, trace, file,
+    terminal). Each one becomes U+FFFD, as a decoder does with a broken byte sequence. (Decoders
+    join valid pairs into one character, so any surrogate left is a lone one.)"""
+    if isinstance(value, str):
+        return value if value.isascii() else _LONE_SURROGATE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [without_lone_surrogates(v) for v in value]
+    if isinstance(value, dict):
+        return {without_lone_surrogates(k): without_lone_surrogates(v) for k, v in value.items()}
+    return value
+
+
 def extract_json(text: str) -> Any:
     """The first JSON value in ``text``; raises OutputValidationError when there is none."""
+    return without_lone_surrogates(_first_json(text))
+
+
+def _first_json(text: str) -> Any:
     stripped = text.strip()
     if stripped.startswith("```"):
         stripped = stripped.split("\n", 1)[1] if "\n" in stripped else ""
