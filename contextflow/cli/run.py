@@ -231,12 +231,13 @@ def register(app: typer.Typer) -> None:
 
         from contextflow.dags.overrides import apply_key_ladder, apply_model_overrides, parse_ladder
 
-        spec = apply_model_overrides(load_spec(file, allow_imports=allow_import), model=model, ladder=parse_ladder(ladder))
-        if not model and not parse_ladder(ladder):
+        rungs = parse_ladder(ladder)
+        spec = apply_model_overrides(load_spec(file, allow_imports=allow_import), model=model, ladder=rungs)
+        if not model and not rungs:
             spec, key_ladder = apply_key_ladder(spec)
             if key_ladder:
-                print(f"an API key is set: what was meant for the local model runs on {' -> '.join(key_ladder)}"
-                      " (keep it local with CONTEXTFLOW_OFFLINE=1, or choose with --model/--ladder)", file=sys.stderr)
+                typer.echo(f"an API key is set: what was meant for the local model runs on {' -> '.join(key_ladder)}"
+                           " (keep it local with CONTEXTFLOW_OFFLINE=1, or choose with --model/--ladder)", err=True)
         values = bind_inputs(spec, parse_inputs(inputs, spec.inputs))
         budget = None
         if max_cost is not None or max_tokens is not None or max_wall is not None:

@@ -132,8 +132,6 @@ class AttemptFinished(Event):
     error: str | None = None
     error_type: str | None = None
     time_to_first_token_s: float | None = None
-    verdicts: list[dict[str, Any]] = field(default_factory=list)
-    routing: dict[str, Any] | None = None
     item: int | None = None  # index of the element when the node is a map
 
 

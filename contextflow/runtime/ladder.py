@@ -83,17 +83,10 @@ def _unaffordable(caller: LLMCaller, model: str, messages: list[dict[str, Any]])
     failed verdicts on record) is kept rather than lost to a refused reservation. Without
     planning the climb goes on and the hard cap refuses it, as the run asked.
     """
-    cap = caller.ctx.budget.caps.max_cost_usd
-    if cap is None or caller.node_id not in (caller.ctx.extras.get("model_plan") or {}):
+    left = caller.planned_cost_left()
+    if left is None:
         return None
-    from contextflow.cost.rungs import parse_rung
-    from contextflow.runtime.calls import worst_case
-    from contextflow.runtime.llm import output_limit
-
-    base = parse_rung(model).model
-    worst, _ = worst_case(base, messages, output_limit(caller.node, caller.params_for(base), base))
-    totals = caller.ctx.budget.totals()
-    left = cap - totals.spent_cost_usd - totals.reserved_cost_usd
+    worst = caller.rung_worst_case(model, messages)
     if worst <= left:
         return None
     return {"next": model, "worst_case_usd": round(worst, 8), "budget_left_usd": round(left, 8), "reason": "budget"}

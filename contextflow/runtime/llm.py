@@ -192,6 +192,19 @@ class LLMCaller:
                     f"{second} (after one repair attempt; model {model})", raw=text
                 ) from None
 
+    def planned_cost_left(self) -> float | None:
+        """What is left of the cost cap when the run plans its models (``plan_models``), else None."""
+        cap = self.ctx.budget.caps.max_cost_usd
+        if cap is None or self.node_id not in (self.ctx.extras.get("model_plan") or {}):
+            return None
+        totals = self.ctx.budget.totals()
+        return cap - totals.spent_cost_usd - totals.reserved_cost_usd
+
+    def rung_worst_case(self, rung: str, messages: list[dict[str, Any]]) -> float:
+        """The dollars a call on ``rung`` could cost at most (what its reservation would hold)."""
+        base = parse_rung(rung).model
+        return worst_case(base, messages, output_limit(self.node, self.params_for(base), base))[0]
+
     def stepped_down(self, models: list[str], messages: list[dict[str, Any]]) -> list[str]:
         """With a model plan (``arun(plan_models=True)``): swap the first model for the best lower
         rung of the node's ladder whose worst case fits what is left of the cost budget.
@@ -200,18 +213,14 @@ class LLMCaller:
         refuses the call as before (the cap itself is never the planner's job).
         """
         ladder = (self.ctx.extras.get("model_plan") or {}).get(self.node_id)
-        cap = self.ctx.budget.caps.max_cost_usd
-        if not ladder or not models or models[0] not in ladder or cap is None:
+        left = self.planned_cost_left()
+        if not ladder or not models or models[0] not in ladder or left is None:
             return models
-        totals = self.ctx.budget.totals()
-        left = cap - totals.spent_cost_usd - totals.reserved_cost_usd
         tried = {a.get("model") for a in self.spend.attempts}
         for rung in reversed(ladder[: ladder.index(models[0]) + 1]):
             if rung != models[0] and rung in tried:
                 break
-            base = parse_rung(rung).model
-            worst, _ = worst_case(base, messages, output_limit(self.node, self.params_for(base), base))
-            if worst <= left:
+            if self.rung_worst_case(rung, messages) <= left:
                 if rung != models[0]:
                     self.step_note = {"planned": models[0], "budget_left_usd": left}
                 return [rung, *models[1:]]

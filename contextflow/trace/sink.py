@@ -238,10 +238,6 @@ class TraceSink:
         }
         if e.time_to_first_token_s is not None:
             attrs["gen_ai.server.time_to_first_token"] = e.time_to_first_token_s
-        if e.verdicts:
-            attrs["contextflow.verdicts"] = e.verdicts
-        if e.routing:
-            attrs["contextflow.routing"] = e.routing
         if e.item is not None:
             attrs["contextflow.map.item"] = e.item
         if e.error:
