@@ -39,7 +39,7 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="cf-gate-"))
     os.environ["CONTEXTFLOW_HOME"] = str(folder / ".contextflow")
     (folder / "f.txt").write_text("x")
-    from contextflow.runtime import run
+    from contextflow.api import run
 
     best: dict[bool, float] = {}
     cpu: dict[bool, float] = {}

@@ -46,7 +46,7 @@ def _spec(width: int, depth: int) -> Any:
 
 
 async def _contextflow_once(spec: Any) -> float:
-    from contextflow.runtime import arun
+    from contextflow.api import arun
 
     events: list[Any] = []
     start = time.perf_counter()

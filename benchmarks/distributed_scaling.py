@@ -18,7 +18,7 @@ import tempfile
 import time
 
 import contextflow  # noqa: F401  (offline settings)
-from contextflow.runtime import arun
+from contextflow.api import arun
 from contextflow.runtime.dask_executor import DaskExecutor
 from contextflow.runtime.executor import LocalExecutor, Work
 

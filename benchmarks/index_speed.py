@@ -22,7 +22,7 @@ from pathlib import Path
 import contextflow  # noqa: F401
 from contextflow.context import build_context
 from contextflow.retrievers.index import RepoIndex, open_index
-from contextflow.state import StateDir
+from contextflow.core.state import StateDir
 
 DEFAULT_MIRROR = Path("/work/.mirror/pylint-dev+pylint/repo")
 QUERIES = [

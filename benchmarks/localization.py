@@ -25,7 +25,7 @@ from pathlib import Path
 import contextflow  # noqa: F401
 from contextflow.context import build_context
 from contextflow.retrievers.index import open_index
-from contextflow.state import StateDir
+from contextflow.core.state import StateDir
 
 DATA = Path("/work/shared/data/swebench/dev_instances.json")
 MIRRORS = Path(os.environ.get("CONTEXTFLOW_BENCH_MIRRORS", "/work/.mirror"))

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 import contextflow  # noqa: F401  (offline settings)
-from contextflow.cost import catalog
+from contextflow.core import catalog
 from contextflow.cost.evaluation import Outcomes, curve, gain_per_dollar, metrics, plot
 from contextflow.cost.router import embed, fit
 

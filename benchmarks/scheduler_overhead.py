@@ -55,7 +55,7 @@ def _contextflow_plan(shape: str, n: int) -> Any:
 
 
 def time_contextflow(shape: str, n: int, repeats: int, checkpoint: str) -> float:
-    from contextflow.runtime import arun
+    from contextflow.api import arun
 
     plan = _contextflow_plan(shape, n)
     events: list[Any] = []

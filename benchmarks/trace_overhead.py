@@ -48,7 +48,7 @@ def time_runs(shape: str, n: int, repeats: int) -> dict[str, float]:
     untimed run is replayed into a fresh sink, whose writer thread reports its CPU time."""
     import dataclasses
 
-    from contextflow.runtime import arun
+    from contextflow.api import arun
     from contextflow.trace import TraceSink
     from contextflow.trace.sink import drain
 
@@ -96,7 +96,7 @@ def time_runs(shape: str, n: int, repeats: int) -> dict[str, float]:
 
 
 def record_large_run(db: Path, nodes: int = 500, calls: int = 3) -> str:
-    from contextflow.runtime import events as ev
+    from contextflow.core import events as ev
     from contextflow.trace import TraceSink
 
     run_id = "bench-2000"
@@ -126,7 +126,7 @@ def time_render(spans_db_dir: Path, run_id: str, repeats: int = 3) -> float | No
     import uvicorn
     from playwright.sync_api import sync_playwright
 
-    from contextflow.state import StateDir
+    from contextflow.core.state import StateDir
     from contextflow.ui.app import create_app
 
     with socket.socket() as sock:

@@ -29,3 +29,9 @@ def _no_hosted_model_keys(monkeypatch):
     """Tests never reach a hosted model, whatever keys the machine running them has set."""
     for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "GEMINI_API_KEY", "CONTEXTFLOW_MODEL", "CONTEXTFLOW_LADDER"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def local_models_dir(tmp_path_factory: pytest.TempPathFactory):
+    """This test run's own folder for the local model's converted weights (converted once per run)."""
+    return tmp_path_factory.mktemp("local-models")

@@ -13,7 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
-from contextflow.errors import UserError
+from contextflow.core.errors import UserError
+from contextflow.retrievers.secrets import redact
 
 Severity = Literal["info", "low", "medium", "high", "critical"]
 _SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
@@ -103,7 +104,6 @@ def _ranges(lines: list[int]) -> list[list[int]]:
 def collect_diff(repo: str = ".", rev_range: str = "", max_chars: int = 12000) -> dict[str, Any]:
     """The diff to review: ``rev_range`` like ``HEAD~1..HEAD``, or the working tree (staged and
     unstaged) against HEAD when empty. Secrets in the diff are redacted before a model sees it."""
-    from contextflow.retrievers.secrets import redact
 
     root = Path(repo).resolve()
     args = ["diff", "--no-color", "--unified=3", rev_range] if rev_range else ["diff", "--no-color", "HEAD"]

@@ -2,7 +2,7 @@
 
 Each module in this package contributes its commands through ``register(app)``, so features add
 commands without editing a central file. Bad input must end in a plain message and exit code 2,
-never a traceback: commands raise :class:`contextflow.errors.UserError` and ``main`` reports it.
+never a traceback: commands raise :class:`contextflow.core.errors.UserError` and ``main`` reports it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 
 import typer
 
-from contextflow.errors import UserError
+from contextflow.core.errors import UserError
 
 app = typer.Typer(
     name="contextflow",

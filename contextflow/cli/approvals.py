@@ -17,7 +17,13 @@ from typing import Any, Optional
 
 import typer
 
-from contextflow.errors import UserError
+from contextflow.core.errors import UserError
+from contextflow.api import resume
+from contextflow.runtime.approvals import pending
+from contextflow.api import approve
+from contextflow.api import edit
+from contextflow.runtime.approvals import editable
+from contextflow.api import reject
 
 
 def parse_sets(pairs: list[str], base: Any) -> Any:
@@ -87,8 +93,6 @@ def show_proposal(node_id: str, proposal: dict[str, Any]) -> str:
 
 
 def _resume(run_id: str, project: Optional[Path]) -> None:
-    from contextflow.runtime.api import resume
-
     result = resume(run_id, project=project)
     typer.echo(f"run {run_id}: {result.status}")
     if result.status == "waiting":
@@ -105,7 +109,6 @@ def register(app: typer.Typer) -> None:
     def pending_command(run_id: str, project: Optional[Path] = project_opt,
                         as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
         """List a run's waiting nodes and what each would do."""
-        from contextflow.runtime.approvals import pending
 
         waiting = pending(run_id, project=project)
         if as_json:
@@ -121,7 +124,6 @@ def register(app: typer.Typer) -> None:
                         actor: Optional[str] = actor_opt, comment: Optional[str] = comment_opt,
                         resume: bool = resume_opt) -> None:
         """Let a waiting node go on."""
-        from contextflow.runtime.approvals import approve
 
         approve(run_id, node, project=project, actor=actor, comment=comment)
         typer.echo(f"approved {node}; continue with: contextflow resume {run_id}")
@@ -136,7 +138,6 @@ def register(app: typer.Typer) -> None:
         comment: Optional[str] = comment_opt, resume: bool = resume_opt,
     ) -> None:
         """Change a waiting node's tool arguments (before it acts) or its output (before it flows on)."""
-        from contextflow.runtime.approvals import edit, editable, pending
 
         waiting = pending(run_id, project=project)
         if node not in waiting:
@@ -161,7 +162,6 @@ def register(app: typer.Typer) -> None:
         comment: Optional[str] = comment_opt, resume: bool = resume_opt,
     ) -> None:
         """Skip a waiting node and the branch below it (or --abort the run)."""
-        from contextflow.runtime.approvals import reject
 
         reject(run_id, node, abort=abort, project=project, actor=actor, comment=comment)
         typer.echo(f"rejected {node}" + ("; run aborted" if abort else f"; continue with: contextflow resume {run_id}"))
@@ -171,7 +171,6 @@ def register(app: typer.Typer) -> None:
 
 def prompt_decisions(run_id: str, project: Optional[Path]) -> bool:
     """Ask at the terminal about each waiting node; True when something was decided (resume then)."""
-    from contextflow.runtime.approvals import approve, edit, editable, pending, reject
 
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
         return False
@@ -194,7 +193,6 @@ def prompt_decisions(run_id: str, project: Optional[Path]) -> bool:
 def decide_at_terminal(result: Any, project: Optional[Path]) -> Any:
     """During ``contextflow run`` at a terminal: ask about each waiting node and resume in this
     process until nothing waits or the person leaves the rest for later."""
-    from contextflow.runtime.api import resume
 
     while result.status == "waiting" and prompt_decisions(result.run_id, project):
         result = resume(result.run_id, project=project)

@@ -9,12 +9,15 @@ from typing import Optional
 
 import typer
 
-from contextflow.errors import UserError
+from contextflow.core.errors import UserError
+from contextflow.core.state import StateDir
+from contextflow.retrievers.dask_embed import DaskEncoder
+from contextflow.context.builder import embeddings_available
+from contextflow.retrievers.index import open_index
+from contextflow.context import build_context
 
 
 def _state(state_dir: Optional[Path], repo: Path):  # noqa: ANN202 - StateDir imported lazily
-    from contextflow.state import StateDir
-
     return StateDir(state_dir.expanduser().resolve()) if state_dir else StateDir.for_project(repo)
 
 
@@ -54,7 +57,6 @@ def _dask_encoder(index: object, address: str, model: Optional[str]):  # noqa: A
         from distributed import Client, LocalCluster
     except ImportError:
         raise UserError("--dask needs the [dask] extra", hint="pip install 'contextflow[dask]'") from None
-    from contextflow.retrievers.dask_embed import DaskEncoder
 
     if address == "local":
         cluster = LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None)
@@ -83,8 +85,6 @@ def register(app: typer.Typer) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        from contextflow.context.builder import embeddings_available
-        from contextflow.retrievers.index import open_index
 
         root = _check_repo(repo)
         console = Console(stderr=as_json)
@@ -124,7 +124,6 @@ def register(app: typer.Typer) -> None:
         state_dir: Optional[Path] = typer.Option(None, "--state-dir", help="State folder (default REPO/.contextflow)."),
     ) -> None:
         """Build a token-budgeted context window of REPO for a query and print it."""
-        from contextflow.context import build_context
 
         root = _check_repo(repo)
         if fmt not in ("json", "markdown", "xml"):

@@ -8,8 +8,17 @@ from typing import Optional
 
 import typer
 
-from contextflow.errors import UserError
-from contextflow.state import StateDir
+from contextflow.core.errors import UserError
+from contextflow.core.state import StateDir
+from contextflow.cost.outcomes_csv import read_outcomes
+from contextflow.cost.router import calibrate
+from contextflow.cost.router import fit
+from contextflow.analysis.outcomes import outcomes_from_runs
+from contextflow.cost.evaluation import evaluate_router
+from contextflow.cost.router import Router
+from contextflow.analysis.whatif import load_policy
+from contextflow.analysis.whatif import replay_export
+from contextflow.analysis.whatif import replay_run
 
 DEFAULT_WEAK = "together_ai/mistralai/Mixtral-8x7B-Instruct-v0.1"
 DEFAULT_STRONG = "gpt-4-1106-preview"
@@ -46,15 +55,11 @@ def register(app: typer.Typer) -> None:
         project: Optional[Path] = typer.Option(None, help="Project folder (state lives in its .contextflow/)."),
     ) -> None:
         """Train a router on recorded outcomes and calibrate its threshold."""
-        from contextflow.cost.outcomes_csv import read_outcomes
-        from contextflow.cost.router import calibrate, fit
 
         if from_runs == (csv_path is not None):
             raise UserError("give an outcomes CSV or --from-runs (one of the two)",
                             hint="contextflow router train outcomes.csv  |  contextflow router train --from-runs")
         if from_runs:
-            from contextflow.cost.outcomes_runs import outcomes_from_runs
-
             state = StateDir.for_project(project)
             rows, source = outcomes_from_runs(state.runs_db, state.traces_db, node=node), f"the runs in {state.runs_db}"
         else:
@@ -92,10 +97,7 @@ def register(app: typer.Typer) -> None:
         project: Optional[Path] = typer.Option(None),
     ) -> None:
         """Accuracy, $ cost, strong share, APGR and CPT(50/80/95) of a router on held-out outcomes."""
-        from contextflow.cost.evaluation import evaluate_router
 
-        from contextflow.cost.outcomes_csv import read_outcomes
-        from contextflow.cost.router import Router
 
         router = Router.load(_router_path(name, project))
         rows = read_outcomes(csv_path)
@@ -119,7 +121,6 @@ def register(app: typer.Typer) -> None:
         project: Optional[Path] = typer.Option(None),
     ) -> None:
         """Re-price a recorded run under another policy, offline; per-node cost and quality differences."""
-        from contextflow.cost.replay import load_policy, replay_export, replay_run
 
         rules = load_policy(policy)
         if export:

@@ -15,6 +15,10 @@ from rich.console import Console
 from rich.markup import escape
 
 from contextflow.dags.problems import Problem
+from contextflow.dags.validate import check_file
+from contextflow.dags.render import render_graph
+from contextflow.dags.spec import PipelineSpec
+from contextflow.core.errors import UserError
 
 _ALLOW_HELP = "Allow python/tool import paths under this module prefix (repeatable)."
 
@@ -37,7 +41,6 @@ def register(app: typer.Typer) -> None:
         no_models: bool = typer.Option(False, "--no-models", help="Skip model, context-window and budget checks."),
     ) -> None:
         """Check pipelines before they run: exit 0 when all are valid, 2 with every problem listed when not."""
-        from contextflow.dags.validate import check_file
 
         if output_format not in ("text", "json"):
             raise _bad_flag("--format", output_format, "text, json")
@@ -70,8 +73,6 @@ def register(app: typer.Typer) -> None:
         allow_import: Optional[List[str]] = typer.Option(None, "--allow-import", help=_ALLOW_HELP),
     ) -> None:
         """Draw a pipeline's dependency graph."""
-        from contextflow.dags.render import render_graph
-        from contextflow.dags.validate import check_file
 
         if output_format not in ("mermaid", "dot", "text"):
             raise _bad_flag("--format", output_format, "mermaid, dot, text")
@@ -86,7 +87,6 @@ def register(app: typer.Typer) -> None:
         output: Optional[Path] = typer.Option(None, "--output", "-o", help="Write to this file instead."),
     ) -> None:
         """Print the JSON Schema of the pipeline YAML format (for editor completion)."""
-        from contextflow.dags.spec import PipelineSpec
 
         document = {"$schema": "https://json-schema.org/draft/2020-12/schema",
                     **PipelineSpec.model_json_schema(by_alias=True)}
@@ -100,6 +100,4 @@ def register(app: typer.Typer) -> None:
 
 
 def _bad_flag(flag: str, value: str, choices: str) -> Exception:
-    from contextflow.errors import UserError
-
     return UserError(f"{flag} {value!r} is not supported", hint=f"use one of: {choices}")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import typer
 
 import contextflow
-from contextflow.state import StateDir
+
+from contextflow.core.state import StateDir
 
 
 def register(app: typer.Typer) -> None:

@@ -16,7 +16,23 @@ from typing import Any, Optional
 
 import typer
 
-from contextflow.errors import UserError
+from contextflow.core.errors import UserError
+from contextflow.core.results import to_jsonable
+from contextflow.runtime.interrupts import cancel_on_sigint
+from contextflow.cli.approvals import decide_at_terminal
+from contextflow.dags.spec import BudgetSpec
+from contextflow.api import arun
+from contextflow.runtime.api import bind_inputs
+from contextflow.runtime.api import load_spec
+from contextflow.runtime.api import new_run_id
+from contextflow.dags.overrides import apply_key_ladder
+from contextflow.dags.overrides import apply_model_overrides
+from contextflow.dags.overrides import parse_ladder
+from contextflow.dags.spec import PipelineSpec
+from contextflow.api import aresume
+from contextflow.runtime.store import RunStore
+from contextflow.core.state import StateDir
+from contextflow.runtime.dask_executor import DaskExecutor
 
 _EXIT_FOR_STATUS = {"succeeded": 0, "waiting": 0, "failed": 1, "budget_exceeded": 1, "cancelled": 130}
 _STYLE = {
@@ -129,8 +145,6 @@ class LiveView:
 
 
 def _print_result(result: Any, as_json: bool) -> None:
-    from contextflow.runtime.results import to_jsonable
-
     if as_json:
         typer.echo(json.dumps(result.summary(), ensure_ascii=False, default=str))
         return
@@ -153,7 +167,6 @@ def _print_result(result: Any, as_json: bool) -> None:
 def _execute(
     coro_factory: Any, node_ids: list[str], title: str, as_json: bool, run_id: str, project: Any = None
 ) -> None:
-    from contextflow.runtime.interrupts import cancel_on_sigint
 
     live = None
     if not as_json and sys.stderr.isatty():
@@ -169,8 +182,6 @@ def _execute(
         typer.echo(f"cancelled; finished nodes are saved. resume with: contextflow resume {run_id}", err=True)
         raise typer.Exit(130) from None
     if result.status == "waiting" and not as_json:
-        from contextflow.cli.approvals import decide_at_terminal
-
         result = decide_at_terminal(result, project)
     _print_result(result, as_json)
     raise typer.Exit(_EXIT_FOR_STATUS.get(result.status, 1))
@@ -183,10 +194,6 @@ def make_executor(kind: str, address: str | None) -> Any:
             raise UserError("--address needs --executor dask")
         return None
     if kind == "dask":
-        try:
-            from contextflow.runtime.dask_executor import DaskExecutor
-        except ImportError:
-            raise UserError("the dask executor needs the [dask] extra", hint="pip install 'contextflow[dask]'") from None
         return DaskExecutor(address)
     raise UserError(f"unknown executor '{kind}'", hint="use --executor local or --executor dask")
 
@@ -226,10 +233,7 @@ def register(app: typer.Typer) -> None:
         ),
     ) -> None:
         """Run a pipeline and print its outputs, cost and run id."""
-        from contextflow.dags.spec import BudgetSpec
-        from contextflow.runtime.api import arun, bind_inputs, load_spec, new_run_id
 
-        from contextflow.dags.overrides import apply_key_ladder, apply_model_overrides, parse_ladder
 
         rungs = parse_ladder(ladder)
         spec = apply_model_overrides(load_spec(file, allow_imports=allow_import), model=model, ladder=rungs)
@@ -277,10 +281,6 @@ def register(app: typer.Typer) -> None:
         address: Optional[str] = typer.Option(None, "--address", help="Dask scheduler address (tcp://HOST:PORT)."),
     ) -> None:
         """Finish an interrupted, failed or budget-stopped run; finished nodes are not run again."""
-        from contextflow.dags.spec import BudgetSpec, PipelineSpec
-        from contextflow.runtime.api import aresume
-        from contextflow.runtime.store import RunStore
-        from contextflow.state import StateDir
 
         state = StateDir.for_project(project)
         if not state.runs_db.exists():
@@ -313,8 +313,6 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print JSON."),
     ) -> None:
         """List recent runs with their status and cost."""
-        from contextflow.runtime.store import RunStore
-        from contextflow.state import StateDir
 
         state = StateDir.for_project(project)
         if not state.runs_db.exists():

@@ -8,21 +8,22 @@ from typing import Optional
 
 import typer
 
-from contextflow.errors import UserError
-from contextflow.state import StateDir
+from contextflow.core.errors import UserError
+from contextflow.core.state import StateDir
+from contextflow.trace import TraceStore
+from contextflow.trace import TraceNotFound
+from contextflow.ui.page import exported_page
+from contextflow.trace.otlp import export_run
+from contextflow.ui.app import serve
 
 trace_app = typer.Typer(help="Recorded runs: list, show and export traces.", no_args_is_help=True)
 
 
 def _store(project: Optional[Path]):
-    from contextflow.trace import TraceStore
-
     return TraceStore(StateDir.for_project(project).traces_db)
 
 
 def _run(project: Optional[Path], run_id: str) -> dict:
-    from contextflow.trace import TraceNotFound
-
     try:
         return _store(project).run(run_id)
     except ValueError as exc:
@@ -94,16 +95,12 @@ def export(
         raise UserError("choose at least one of --html FILE, --json FILE or --otlp ENDPOINT")
     run = _run(project, run_id)
     if html:
-        from contextflow.ui.page import exported_page
-
         html.write_text(exported_page(run, _store(project).list_runs(limit=50)), encoding="utf-8")
         typer.echo(f"wrote {html}")
     if as_json:
         as_json.write_text(json.dumps(run, default=str, indent=1), encoding="utf-8")
         typer.echo(f"wrote {as_json}")
     if otlp:
-        from contextflow.trace.otlp import export_run
-
         sent = export_run(run, otlp)
         typer.echo(f"sent {sent} spans to {otlp}")
 
@@ -118,7 +115,6 @@ def register(app: typer.Typer) -> None:
         port: int = typer.Option(8321, "--port"),
     ) -> None:
         """Serve the trace viewer on http://127.0.0.1:PORT."""
-        from contextflow.ui.app import serve
 
         typer.echo(f"contextflow viewer on http://{host}:{port}  (Ctrl-C to stop)")
         serve(StateDir.for_project(project), host=host, port=port)

@@ -11,10 +11,12 @@ from typing import Any
 from contextflow.context.fusion import apply_file_focus, apply_path_prior, expand, reciprocal_rank_fusion
 from contextflow.context.packing import pack
 from contextflow.context.window import ContextWindow, Format
-from contextflow.errors import UserError
+from contextflow.core.errors import UserError
 from contextflow.retrievers.index import RepoIndex, open_index
 from contextflow.retrievers.rankers import RETRIEVERS, Hit, ast_hits, bm25_hits, embedding_hits, git_hits
-from contextflow.state import StateDir
+from contextflow.core.state import StateDir
+from contextflow.core.catalog import lookup
+from contextflow.retrievers.git import GitHistory
 
 _FORMATS = ("markdown", "xml")
 
@@ -46,8 +48,6 @@ def check_budget(budget_tokens: Any, model: str | None) -> int:
     if isinstance(budget_tokens, bool) or not isinstance(budget_tokens, int) or budget_tokens <= 0:
         raise UserError(f"budget_tokens must be a positive integer, got {budget_tokens!r}", hint="e.g. 8000")
     if model:
-        from contextflow.cost.catalog import lookup
-
         info = lookup(model)
         if info is not None and budget_tokens > info.max_input_tokens:
             raise UserError(
@@ -58,8 +58,6 @@ def check_budget(budget_tokens: Any, model: str | None) -> int:
 
 
 def _co_change(index: RepoIndex) -> dict[str, list[tuple[str, int]]]:
-    from contextflow.retrievers.git import GitHistory
-
     history = GitHistory.open(index.root, index.runner)
     if history is None or not history.has_commits():
         return {}

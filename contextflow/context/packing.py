@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from contextflow.context.fusion import Candidate
-from contextflow.context.tokens import count_tokens
+from contextflow.core.tokens import count_tokens
 from contextflow.context.window import ContextItem, Format, frame, render_item, render_items
 from contextflow.retrievers.index import ChunkRecord
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal, Protocol
 
-from contextflow.errors import ContextflowError
+from contextflow.core.errors import ContextflowError
 
 if TYPE_CHECKING:
     from contextflow.dags.spec import BudgetSpec

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Mapping, Sequence
 
-from contextflow.cost.rungs import Rung, parse_rung
+from contextflow.core.rungs import Rung, parse_rung
 from contextflow.cost.verifiers import Verdict, run_verifiers
 from contextflow.dags.spec import VerifySpec
 

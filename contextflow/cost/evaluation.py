@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from contextflow.core.tokens import count_tokens
+from contextflow.core import catalog
 
 
 @dataclass
@@ -103,8 +105,6 @@ def plot(curves: dict[str, list[dict[str, float]]], outcomes: Outcomes, path: st
 def evaluate_router(router: Any, rows: Any, *, plot_path: str | Path | None = None) -> dict[str, Any]:
     """A router on held-out outcome rows: its own threshold's accuracy, $ cost (every call,
     priced by the catalog from counted tokens), strong share, and the curve's APGR/CPT."""
-    from contextflow.context.tokens import count_tokens
-    from contextflow.cost import catalog
 
     p = router.predict_many(rows.prompts, rows.weak_responses, rows.categories)
     cascade = router.mode == "cascade"

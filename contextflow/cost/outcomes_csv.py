@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from contextflow.errors import UserError
+from contextflow.core.errors import UserError
 
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f", ""}

@@ -14,9 +14,10 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from contextflow.cost import catalog
-from contextflow.cost.rungs import Rung, parse_rung
-from contextflow.errors import UserError
+from contextflow.core import catalog
+from contextflow.core.rungs import Rung, parse_rung
+from contextflow.core.errors import UserError
+from contextflow.core.tokens import count_tokens
 
 DEFAULT_OUTPUT_TOKENS = 1024
 # Outputs rarely use their whole limit; the expected cost assumes this share of it.
@@ -44,10 +45,6 @@ def estimate_rung(rung: str | Rung, prompt_tokens: int, output_tokens: int) -> R
     parsed = rung if isinstance(rung, Rung) else parse_rung(rung)
     info = catalog.lookup(parsed.model)
     if info is None:
-        from contextflow.providers import declare_default  # sim/<name> has default prices
-
-        info = declare_default(parsed.model)
-    if info is None:
         try:
             catalog.get(parsed.model)
         except catalog.UnknownModelError as exc:
@@ -63,7 +60,6 @@ def estimate_node(node: Any, *, ref_tokens: int = 200, default_model: str | None
     """Estimates for an llm node's rungs (cheapest first); None for other node kinds."""
     if getattr(node, "kind", None) != "llm":
         return None
-    from contextflow.context.tokens import count_tokens
 
     ladder = list(node.models or ([node.model] if node.model else ([default_model] if default_model else [])))
     if not ladder:

@@ -20,6 +20,8 @@ from typing import Any, Literal, Sequence
 import numpy as np
 
 from contextflow.cost.router_features import feature_matrix
+from contextflow.core.errors import UserError
+from contextflow.retrievers.encoder import get_encoder
 
 Mode = Literal["prompt", "cascade"]
 
@@ -83,8 +85,6 @@ class Router:
 
     @classmethod
     def load(cls, path: str | Path) -> "Router":
-        from contextflow.errors import UserError
-
         path = Path(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -96,8 +96,6 @@ class Router:
 
 
 def embed(prompts: list[str]) -> np.ndarray:
-    from contextflow.retrievers.encoder import get_encoder
-
     return np.asarray(get_encoder().encode(prompts), dtype=np.float64)
 
 

@@ -27,6 +27,8 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from contextflow.dags.spec import VerifySpec
+from contextflow.dags.imports import resolve_callable
+from contextflow.providers import register_all
 
 SHELL_TIMEOUT_S = 300.0
 
@@ -100,8 +102,6 @@ def _check_regex(name: str, spec: VerifySpec, text: str) -> Verdict:
 
 
 async def _check_python(name: str, spec: VerifySpec, value: Any, text: str, scope: Mapping[str, Any]) -> Verdict:
-    from contextflow.dags.imports import resolve_callable
-
     if not spec.function:
         return Verdict(name, "python", False, detail="no function given")
     func = resolve_callable(spec.function)
@@ -178,7 +178,6 @@ _JUDGE_SCHEMA = {
 async def _check_judge(name: str, spec: VerifySpec, text: str) -> Verdict:
     import litellm
 
-    from contextflow.providers import register_all
 
     if not spec.model:
         return Verdict(name, "judge", False, detail="no judge model given")

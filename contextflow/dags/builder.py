@@ -48,7 +48,14 @@ from contextflow.dags.spec import (
     RetrieveNode,
     ToolNode,
 )
-from contextflow.errors import UserError
+from contextflow.core.errors import UserError
+from contextflow.dags.validate import validate_spec
+from contextflow.dags.problems import PipelineError
+from contextflow.dags.loader import dump_pipeline
+from contextflow.dags.loader import load_pipeline
+from contextflow.dags.loader import load_pipeline_text
+from contextflow.dags.structure import structure
+from contextflow.dags.yaml_source import parse_yaml
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -264,7 +271,6 @@ class Pipeline:
 
     def validate(self, *, allow_imports: Iterable[str] | Allowlist = ()) -> list[Any]:
         """Every problem (see :mod:`contextflow.dags.validate`); empty when the pipeline is sound."""
-        from contextflow.dags.validate import validate_spec
 
         return validate_spec(self.spec, allow_imports=allow_imports, origins=self._origin_map()).problems
 
@@ -272,16 +278,12 @@ class Pipeline:
         return {i: origin for i, origin in enumerate(self._origins) if origin is not None}
 
     def check(self, *, allow_imports: Iterable[str] | Allowlist = ()) -> PipelineSpec:
-        from contextflow.dags.problems import PipelineError
-
         problems = self.validate(allow_imports=allow_imports)
         if problems:
             raise PipelineError(problems, source=f"pipeline '{self.name}'")
         return self.spec
 
     def to_yaml(self) -> str:
-        from contextflow.dags.loader import dump_pipeline
-
         return dump_pipeline(self.spec)
 
     @classmethod
@@ -298,9 +300,6 @@ class Pipeline:
     def from_yaml(cls, source: str | Path, *, allow_imports: Iterable[str] | Allowlist = (),
                   check: bool = True) -> "Pipeline":
         """Load from a file path or from YAML text; checked unless ``check=False``."""
-        from contextflow.dags.loader import load_pipeline, load_pipeline_text
-        from contextflow.dags.structure import structure
-        from contextflow.dags.yaml_source import parse_yaml
 
         is_path = isinstance(source, Path) or (
             "\n" not in source and (Path(source).suffix in (".yaml", ".yml") or Path(source).is_file())
@@ -314,8 +313,6 @@ class Pipeline:
             structured = structure(parsed.data, parsed.source)
             problems = [*parsed.problems, *structured.problems]
             if problems:
-                from contextflow.dags.problems import PipelineError
-
                 raise PipelineError(problems)
             spec = structured.spec
         return cls.from_spec(spec)

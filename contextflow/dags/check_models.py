@@ -1,6 +1,6 @@
 """Model checks: unknown model names, prompts that cannot fit a context window, unmeetable budgets.
 
-Model names are looked up in litellm's bundled price map (through ``contextflow.cost.catalog``),
+Model names are looked up in litellm's bundled price map (through ``contextflow.core.catalog``),
 the pipeline's ``models:`` declarations and models registered in-process. The providers our own
 litellm custom providers serve (``sim/``, ``local/``, ``replay/``) are known by prefix.
 
@@ -19,6 +19,7 @@ from contextflow.dags.problems import suggestion_hint
 from contextflow.dags.refs import _REF, find_refs
 from contextflow.dags.spec import LLMNode, MapNode, RetrieveNode
 from contextflow.dags.yaml_source import PathKey
+from contextflow.core import catalog
 
 #: Providers served by contextflow's own litellm custom providers; any model name under them is known.
 CUSTOM_PROVIDERS = ("sim/", "local/", "replay/")
@@ -93,7 +94,6 @@ class ModelChecker:
         """True when the model is known; reports unknown-model at ``path`` otherwise."""
         if self.limits(name) is not False:
             return True
-        from contextflow.cost import catalog
 
         candidates = [*self.ctx.spec.models, *catalog.known_model_names()]
         hint = suggestion_hint(name, candidates)
@@ -113,7 +113,6 @@ class ModelChecker:
         if declared is not None:
             return ModelLimits(name, declared.max_input_tokens, declared.input_cost_per_token,
                                declared.output_cost_per_token)
-        from contextflow.cost import catalog
 
         info = catalog.lookup(name)
         if info is not None:

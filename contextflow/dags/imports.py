@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Callable, Iterable
 
-from contextflow.errors import UserError
+from contextflow.core.errors import UserError
+from contextflow.dags.schema_types import annotation_schema
 
 DEFAULT_ALLOWED_PREFIXES: tuple[str, ...] = ("contextflow.",)
 ENV_VAR = "CONTEXTFLOW_ALLOW_IMPORTS"
@@ -157,8 +158,6 @@ def _module_defs(source_file: str) -> dict[str, Any] | None:
 
 
 def _signature_from_ast(func: ast.FunctionDef | ast.AsyncFunctionDef) -> Signature:
-    from contextflow.dags.schema_types import annotation_schema
-
     args = func.args
     positional = [*args.posonlyargs, *args.args]
     defaults_from = len(positional) - len(args.defaults)
@@ -174,8 +173,6 @@ def _signature_from_ast(func: ast.FunctionDef | ast.AsyncFunctionDef) -> Signatu
 
 
 def signature_of_callable(func: Callable[..., Any]) -> Signature | None:
-    from contextflow.dags.schema_types import annotation_schema
-
     try:
         sig = inspect.signature(func)
     except (TypeError, ValueError):

@@ -114,11 +114,3 @@ def dump_pipeline(spec: PipelineSpec) -> str:
     """YAML text for ``spec``; loading it gives back an equal spec."""
     return yaml.dump(pipeline_to_data(spec), Dumper=_Dumper, sort_keys=False, allow_unicode=True,
                      default_flow_style=False, width=100)
-
-
-def __getattr__(name: str) -> Any:
-    if name == "Pipeline":  # the builder imports this module; resolve lazily to avoid a cycle
-        from contextflow.dags.builder import Pipeline
-
-        return Pipeline
-    raise AttributeError(name)

@@ -10,7 +10,7 @@ import difflib
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from contextflow.errors import UserError
+from contextflow.core.errors import UserError
 
 #: Every code a check can report, with a one-line meaning (``contextflow validate --codes`` lists them).
 PROBLEM_CODES: dict[str, str] = {

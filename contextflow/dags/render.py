@@ -8,6 +8,7 @@ from typing import Literal
 import networkx as nx
 
 from contextflow.dags.spec import LLMNode, MapNode, PipelineSpec, PythonNode, RetrieveNode, ToolNode
+from contextflow.dags.plan import node_refs
 
 GraphFormat = Literal["mermaid", "dot", "text"]
 
@@ -84,7 +85,5 @@ def _dot(spec: PipelineSpec, graph: nx.DiGraph, nodes: dict[str, object], order:
 
 
 def _input_uses(node: object, spec: PipelineSpec) -> list[str]:
-    from contextflow.dags.plan import node_refs
-
     names = {r.path[0] for r in node_refs(node) if r.root == "inputs" and r.path}  # type: ignore[arg-type]
     return sorted(n for n in names if n in spec.inputs)

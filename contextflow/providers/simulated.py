@@ -22,13 +22,12 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
-import contextflow  # noqa: F401
-from contextflow.cost import catalog
+from contextflow.core import catalog
 
 FaultKind = Literal["429", "500", "503", "timeout", "connection", "auth", "bad_request", "malformed_json"]
 
-DEFAULT_INPUT_COST = 1e-6  # $ per token: sim models cost something so budgets have work to do
-DEFAULT_OUTPUT_COST = 2e-6
+DEFAULT_INPUT_COST = catalog.SIM_INPUT_COST
+DEFAULT_OUTPUT_COST = catalog.SIM_OUTPUT_COST
 
 
 @dataclass
@@ -173,9 +172,7 @@ class _Plan:
 
 
 def _plan(model: str, messages: list[dict[str, Any]], optional: dict[str, Any]) -> _Plan:
-    from contextflow.runtime.calls import litellm_module
-
-    litellm = litellm_module()
+    import litellm  # heavy; litellm itself calls this provider, so it is loaded already
     cfg = config_of(model).merged(optional.get("sim"))
     digest = _digest(messages)
     with _lock:
@@ -228,9 +225,7 @@ def _reply(cfg: SimConfig, messages: list[dict[str, Any]], optional: dict[str, A
 
 
 def _raise(fault: str, model: str) -> None:
-    from contextflow.runtime.calls import litellm_module
-
-    litellm = litellm_module()
+    import litellm  # heavy; litellm itself calls this provider, so it is loaded already
     full = f"sim/{model}"
     if fault == "429":
         raise litellm.RateLimitError("simulated rate limit (429)", llm_provider="sim", model=full)
@@ -250,9 +245,7 @@ def _raise(fault: str, model: str) -> None:
 
 
 def _response(model: str, plan: _Plan) -> Any:
-    from contextflow.runtime.calls import litellm_module
-
-    litellm = litellm_module()
+    import litellm  # heavy; litellm itself calls this provider, so it is loaded already
     response = litellm.ModelResponse(
         model=f"sim/{model}",
         choices=[{"index": 0, "message": {"role": "assistant", "content": plan.content}, "finish_reason": "stop"}],

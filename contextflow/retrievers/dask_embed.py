@@ -12,19 +12,14 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 import numpy as np
+from contextflow.retrievers.encoder import get_encoder
 
 
 def _encode_on_worker(texts: list[str], model: str | None) -> np.ndarray:
-    import contextflow  # noqa: F401  (offline settings in the worker)
-    from contextflow.retrievers.encoder import get_encoder
-
     return get_encoder(model).encode(texts)
 
 
 def _describe_on_worker(model: str | None) -> tuple[str, int]:
-    import contextflow  # noqa: F401
-    from contextflow.retrievers.encoder import get_encoder
-
     encoder = get_encoder(model)
     return encoder.model_id, encoder.dim
 

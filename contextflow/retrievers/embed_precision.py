@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from contextflow.errors import UserError
+from contextflow.core.errors import UserError
 
 AUTO_PRECISION_MIN_COSINE = 0.99995
 

@@ -19,7 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from contextflow.state import STATE_FORMAT_VERSION
+from contextflow.core.state import STATE_FORMAT_VERSION
+from contextflow.core.errors import UserError
+from contextflow.retrievers.encoder import get_encoder
 
 Progress = Callable[[int, int], None]  # (done, total)
 
@@ -57,8 +59,6 @@ def _http_client(url: str) -> Any:
 
     parsed = urlparse(url if "://" in url else f"http://{url}")
     if not parsed.hostname or not parsed.port:
-        from contextflow.errors import UserError
-
         raise UserError(f"'{url}' is not a chroma server address", hint="use http://HOST:PORT, e.g. http://127.0.0.1:8000")
     key = f"http://{parsed.hostname}:{parsed.port}"
     with _clients_lock:
@@ -134,8 +134,6 @@ class EmbeddingStore:
     @property
     def encoder(self) -> Any:
         if self._encoder is None:
-            from contextflow.retrievers.encoder import get_encoder
-
             self._encoder = get_encoder(self.model)
         return self._encoder
 

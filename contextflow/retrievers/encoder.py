@@ -24,8 +24,7 @@ from typing import Any
 
 import numpy as np
 
-import contextflow  # noqa: F401  - applies the offline environment before any HF import
-from contextflow.errors import UserError
+from contextflow.core.errors import UserError
 from contextflow.retrievers.embed_batches import BatchTokenizer, iter_token_batches, settings_from_hf
 from contextflow.retrievers.embed_precision import (
     AUTO_PRECISION_MIN_COSINE,

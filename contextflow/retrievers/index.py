@@ -29,7 +29,10 @@ from contextflow.retrievers.bm25 import BM25Index, code_tokens
 from contextflow.retrievers.chunks import Chunk, chunk_file
 from contextflow.retrievers.secrets import redact
 from contextflow.retrievers.walk import DEFAULT_MAX_FILE_BYTES, GitRunner, read_text, run_git, walk_repo
-from contextflow.state import STATE_FORMAT_VERSION, StateDir
+from contextflow.core.state import STATE_FORMAT_VERSION, StateDir
+from contextflow.retrievers.embeddings import EmbeddingStore
+from contextflow.retrievers.graph import build_file_graph
+from contextflow.retrievers.graph import pagerank
 
 #: ``progress(stage, done, total)``: how long work reports itself (the CLI draws it with rich).
 IndexProgress = Callable[[str, int, int], None]
@@ -153,7 +156,6 @@ class RepoIndex:
 
     def embedding_store(self, model: str | None = None, encoder: Any = None) -> Any:
         """The vector store for ``model``; ``encoder`` replaces the local one (e.g. a DaskEncoder)."""
-        from contextflow.retrievers.embeddings import EmbeddingStore
 
         if model not in self._stores or encoder is not None:
             self._stores[model] = EmbeddingStore(self.state.index_dir, self.key, model, encoder=encoder)
@@ -263,7 +265,6 @@ class RepoIndex:
         BM25Index.build([r[0] for r in rows], [r[1].split() for r in rows]).save(self.folder / "bm25")
         if progress is not None:
             progress("ranking", 1, 2)
-        from contextflow.retrievers.graph import build_file_graph, pagerank
 
         graph = build_file_graph(
             db.execute("SELECT path, name FROM symbols").fetchall(), db.execute("SELECT path, name, count FROM refs").fetchall(),

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from contextflow.retrievers.bm25 import code_tokens, split_identifier
 from contextflow.retrievers.index import RepoIndex
+from contextflow.retrievers.git import GitHistory
 
 RETRIEVERS = ("bm25", "ast", "git", "embeddings")
 #: Only this many top lexical hits get the matched terms spelled out (the rest rarely reach a window).
@@ -128,8 +129,6 @@ def changed_line_ranges(diff: str) -> dict[str, list[tuple[int, int]]]:
 
 
 def git_hits(index: RepoIndex, query: str, k: int = 100, *, max_commits: int = 200, since: str | None = None) -> list[Hit]:
-    from contextflow.retrievers.git import GitHistory
-
     history = GitHistory.open(index.root, index.runner)
     if history is None:
         return []

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from contextflow.errors import UserError
+from contextflow.core.errors import UserError
 from contextflow.retrievers.secrets import is_secret_file
 
 #: Folders never worth indexing, even when nothing ignores them (a plain directory, an untracked venv).

@@ -1,14 +1,16 @@
 """The runtime: a concurrent scheduler for pipelines, with retries, caching, budgets and resume.
 
-    from contextflow.runtime import run
+It runs against the stores and event sinks it is given and never prints. The entry points with
+the project's default stores (run store and trace) are in :mod:`contextflow.api`::
+
+    from contextflow import run
     result = run("pipeline.yaml", {"question": "..."})
     result.outputs, result.cost_usd, result.run_id
 """
 
+from contextflow.core.results import NodeResult, RunResult
 from contextflow.runtime.api import arun, aresume, bind_inputs, load_spec, new_run_id, resume, run
-from contextflow.runtime.approvals import approve, decisions, edit, pending, reject
 from contextflow.runtime.executor import Executor, LocalExecutor, Work
-from contextflow.runtime.results import NodeResult, RunResult
 from contextflow.runtime.store import RunStore
 
 __all__ = [
@@ -18,16 +20,11 @@ __all__ = [
     "RunResult",
     "RunStore",
     "Work",
-    "approve",
     "arun",
     "aresume",
     "bind_inputs",
-    "decisions",
-    "edit",
     "load_spec",
     "new_run_id",
-    "pending",
-    "reject",
     "resume",
     "run",
 ]

@@ -9,22 +9,28 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from contextflow.cost import catalog
+from contextflow.core import catalog
 from contextflow.cost.budget import Budget, Ledger, MemoryLedger
 from contextflow.dags.imports import Allowlist
 from contextflow.dags.plan import Plan, PlanError, build_plan
 from contextflow.dags.spec import BudgetSpec, PipelineSpec
-from contextflow.errors import UserError
+from contextflow.core.errors import UserError
 from contextflow.runtime.cache import ResultCache
 from contextflow.runtime.checkpoints import CHECKPOINT_MODES, CheckpointMode
 from contextflow.runtime.context import CallLimits, RunContext
-from contextflow.runtime.events import EventBus, EventSink
+from contextflow.core.events import EventBus, EventSink
 from contextflow.runtime.executor import Executor, LocalExecutor
 from contextflow.runtime.gates import Gate
-from contextflow.runtime.results import RunResult
+from contextflow.core.results import RunResult
 from contextflow.runtime.scheduler import Scheduler
 from contextflow.runtime.store import RunStore
-from contextflow.state import StateDir
+from contextflow.core.state import StateDir
+from contextflow.dags.loader import load_pipeline
+from contextflow.dags.problems import PipelineError
+from contextflow.runtime.approvals import gate_for
+from contextflow.runtime.calls import litellm_module
+from contextflow.cost import planner
+from contextflow.runtime.llm import default_model
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,), "array": (list, tuple),
@@ -50,8 +56,6 @@ def load_spec(
         return pipeline
     if isinstance(pipeline, Mapping):
         return PipelineSpec.model_validate(dict(pipeline))
-    from contextflow.dags.loader import load_pipeline
-    from contextflow.dags.problems import PipelineError
 
     path = Path(pipeline)
     try:
@@ -86,14 +90,6 @@ def bind_inputs(spec: PipelineSpec, inputs: Mapping[str, Any] | None) -> dict[st
         else:
             bound[name] = None
     return bound
-
-
-def _trace_sink(state: StateDir) -> EventSink | None:
-    try:
-        from contextflow.trace import TraceSink  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return TraceSink(state.traces_db)
 
 
 def _budget(
@@ -131,8 +127,6 @@ async def _execute(
     model_plan: dict[str, list[str]] | None = None,
 ) -> RunResult:
     if gate is None:
-        from contextflow.runtime.approvals import gate_for
-
         gate = gate_for(spec, autonomy, store, run_id)
     try:
         plan = plan if plan is not None and plan.spec is spec else build_plan(spec)
@@ -142,13 +136,9 @@ async def _execute(
         catalog.register_model(name, **declared.model_dump())
     if any(n.kind == "llm" or (n.kind == "map" and n.node.kind == "llm") for n in spec.nodes):
         # litellm takes seconds to import: do it before the loop runs nodes, not inside the first call.
-        from contextflow.runtime.calls import litellm_module
 
         litellm_module()
     bus = EventBus(list(sinks))
-    trace_sink = _trace_sink(state) if trace else None
-    if trace_sink is not None:
-        bus.subscribe(trace_sink)
     own_executor = executor is None
     executor = executor or LocalExecutor()
     ctx = RunContext(
@@ -166,10 +156,6 @@ async def _execute(
     finally:
         if own_executor:
             await executor.aclose()
-        for sink in (trace_sink,):
-            close = getattr(sink, "close", None)
-            if callable(close):
-                close()
 
 
 async def arun(
@@ -209,11 +195,8 @@ async def arun(
     bound = bind_inputs(spec, inputs)
     planned: dict[str, str] | None = None
     if plan_models:
-        from contextflow.cost.planner import apply_plan, plan_rungs
-        from contextflow.runtime.llm import default_model
-
-        planned = plan_rungs(spec, budget, default_model=model or spec.defaults.model or default_model())
-        spec, plan = apply_plan(spec, planned), None
+        planned = planner.plan_rungs(spec, budget, default_model=model or spec.defaults.model or default_model())
+        spec, plan = planner.apply_plan(spec, planned), None
     state = StateDir.for_project(project).ensure()
     run_id = run_id or new_run_id()
     root = Path(workdir) if workdir is not None else Path(project) if project is not None else Path.cwd()
@@ -285,28 +268,16 @@ async def aresume(
 def _model_plan(spec: PipelineSpec, planned: Mapping[str, str] | None) -> dict[str, list[str]] | None:
     if not planned:
         return None
-    from contextflow.cost.planner import planned_ladders
 
-    return planned_ladders(spec)
-
-
-def _sync(coro: Any) -> Any:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        from contextflow.runtime.interrupts import cancel_on_sigint
-
-        return asyncio.run(cancel_on_sigint(coro))
-    coro.close()
-    raise UserError("run()/resume() were called inside a running event loop", hint="await arun()/aresume() instead")
+    return planner.planned_ladders(spec)
 
 
 def run(pipeline: PipelineSpec | str | os.PathLike[str] | Mapping[str, Any], inputs: Mapping[str, Any] | None = None,
         **options: Any) -> RunResult:
     """Synchronous :func:`arun`."""
-    return _sync(arun(pipeline, inputs, **options))
+    return run_sync(arun(pipeline, inputs, **options))
 
 
 def resume(run_id: str, **options: Any) -> RunResult:
     """Synchronous :func:`aresume`."""
-    return _sync(aresume(run_id, **options))
+    return run_sync(aresume(run_id, **options))

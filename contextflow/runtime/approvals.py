@@ -14,19 +14,25 @@ import getpass
 import json
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from contextflow.cost.budget import Caps
 from contextflow.dags.refs import resolve_value
-from contextflow.errors import UserError
+from contextflow.core.errors import UserError
 from contextflow.runtime.autonomy import escalation_waits, node_rule
-from contextflow.runtime.events import DecisionRecorded
+from contextflow.core.events import DecisionRecorded, EventSink
 from contextflow.runtime.handlers import HANDLERS
 from contextflow.runtime.policies import policies_for
-from contextflow.runtime.results import NodeResult, to_jsonable
+from contextflow.core.results import NodeResult, to_jsonable
 from contextflow.runtime.store import Decision, RunStore
 from contextflow.runtime.tools import confine, patch_paths
-from contextflow.state import StateDir
+from contextflow.core.state import StateDir
+from contextflow.runtime.llm import primary_models
+from contextflow.runtime.llm import render_messages
+from contextflow.runtime.calls import worst_case
+from contextflow.runtime.llm import output_limit
+from contextflow.runtime.autonomy import check_level
+from contextflow.runtime.autonomy import needs_gate
 
 
 def _book(ctx: Any, result: NodeResult) -> None:
@@ -202,7 +208,6 @@ class ApprovalGate:
         budget = ctx.budget
         if self.level == "full" or not budget.limits_calls or getattr(node, "approval", None) == "never":
             return None
-        from contextflow.runtime.llm import primary_models, render_messages
 
         model = primary_models(ctx, node)[0]
         messages = render_messages(node, scope)
@@ -214,8 +219,6 @@ class ApprovalGate:
     def _budget_check(self, ctx: Any, node: Any, model: str, messages: list[dict[str, Any]],
                       params: Mapping[str, Any]) -> dict[str, Any] | None:
         """The proposal for a call that could pass the budget, or None when it fits."""
-        from contextflow.runtime.calls import worst_case
-        from contextflow.runtime.llm import output_limit
 
         budget = ctx.budget
         cost, tokens = worst_case(model, messages, output_limit(node, params, model))
@@ -267,8 +270,8 @@ def pending(run_id: str, *, project: Any = None) -> dict[str, dict[str, Any]]:
 
 
 def _decide(run_id: str, node_id: str, decision: str, *, project: Any, actor: str | None, payload: Any,
-            comment: str | None, edit: Any = None) -> int:
-    state, store = _open(project)
+            comment: str | None, edit: Any = None, sinks: Iterable[EventSink] = ()) -> int:
+    _, store = _open(project)
     with store:
         if store.get_run(run_id) is None:
             raise UserError(f"no run '{run_id}'", hint="list runs with 'contextflow runs'")
@@ -291,7 +294,9 @@ def _decide(run_id: str, node_id: str, decision: str, *, project: Any, actor: st
             store.save_node(run_id, NodeResult(node_id, "failed", error=f"rejected by {who}: run aborted",
                                                error_type="rejected", finished_at=time.time()))
             store.set_run_status(run_id, "failed", error=f"aborted by {who} at node '{node_id}'")
-    _emit_to_trace(state, DecisionRecorded(run_id, node_id, decision, who, diff=diff, comment=comment))  # type: ignore[arg-type]
+    event = DecisionRecorded(run_id, node_id, decision, who, diff=diff, comment=comment)  # type: ignore[arg-type]
+    for sink in sinks:  # e.g. the trace, so the decision shows beside the run before it resumes
+        sink(event)
     return decision_id
 
 
@@ -327,38 +332,29 @@ def editable(proposal: dict[str, Any]) -> Any:
     return proposal.get("args") if proposal.get("phase") == "before" else proposal.get("output")
 
 
-def _emit_to_trace(state: StateDir, event: Any) -> None:
-    try:
-        from contextflow.trace import TraceSink
-    except ImportError:
-        return
-    sink = TraceSink(state.traces_db)
-    try:
-        sink(event)
-    finally:
-        sink.close(wait=True)
-
-
 def approve(run_id: str, node_id: str, *, project: Any = None, actor: str | None = None,
-            comment: str | None = None) -> int:
+            comment: str | None = None, sinks: Iterable[EventSink] = ()) -> int:
     """Let a waiting node go on; the run continues on ``resume``.
 
     Approving an escalation whose worst case would pass the budget also grants the shortfall:
     the run's cap is raised by exactly what the pricier call could need beyond it.
     """
-    return _decide(run_id, node_id, "approve", project=project, actor=actor, payload=None, comment=comment)
+    return _decide(run_id, node_id, "approve", project=project, actor=actor, payload=None, comment=comment,
+                   sinks=sinks)
 
 
 def edit(run_id: str, node_id: str, value: Any, *, project: Any = None, actor: str | None = None,
-         comment: str | None = None) -> int:
+         comment: str | None = None, sinks: Iterable[EventSink] = ()) -> int:
     """Replace a waiting node's tool arguments (before it acts) or its held output, then let it go on."""
-    return _decide(run_id, node_id, "edit", project=project, actor=actor, payload=None, comment=comment, edit=value)
+    return _decide(run_id, node_id, "edit", project=project, actor=actor, payload=None, comment=comment, edit=value,
+                   sinks=sinks)
 
 
 def reject(run_id: str, node_id: str, *, abort: bool = False, project: Any = None, actor: str | None = None,
-           comment: str | None = None) -> int:
+           comment: str | None = None, sinks: Iterable[EventSink] = ()) -> int:
     """Skip a waiting node and what depends only on it, or (``abort``) stop the whole run."""
-    return _decide(run_id, node_id, "reject", project=project, actor=actor, payload={"abort": abort}, comment=comment)
+    return _decide(run_id, node_id, "reject", project=project, actor=actor, payload={"abort": abort}, comment=comment,
+                   sinks=sinks)
 
 
 def decisions(run_id: str, *, project: Any = None) -> list[Decision]:
@@ -374,7 +370,6 @@ __all__ = ["ApprovalGate", "ApprovalRequired", "approve", "decisions", "edit", "
 def gate_for(spec: Any, autonomy: str | None, store: RunStore, run_id: str) -> ApprovalGate | None:
     """The run's gate at ``autonomy`` (default: the pipeline's ``defaults.autonomy``), or None when
     nothing in the pipeline could stop at that level."""
-    from contextflow.runtime.autonomy import check_level, needs_gate
 
     level = check_level(autonomy or spec.defaults.autonomy)
     return ApprovalGate(store, run_id, level) if needs_gate(level, spec) else None

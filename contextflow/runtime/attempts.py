@@ -13,7 +13,7 @@ from typing import Any, Awaitable, Callable, TypeVar
 
 from contextflow.cost.budget import BudgetExceeded
 from contextflow.runtime.context import RunContext
-from contextflow.runtime.events import Usage
+from contextflow.core.events import Usage
 from contextflow.runtime.executor import Work
 from contextflow.runtime.policies import NodePolicies, error_kind
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from contextflow.errors import UserError
+from contextflow.core.errors import UserError
 from contextflow.runtime.tools import BUILTIN_SIDE_EFFECTS
 
 LEVELS: tuple[str, ...] = ("suggest", "ask", "budgeted", "full")

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from contextflow.runtime.events import Usage
-from contextflow.runtime.results import decode_value, encode_value, usage_from_dict
+from contextflow.core.events import Usage
+from contextflow.core.results import decode_value, encode_value, usage_from_dict
 
 CACHE_FORMAT = 1
 

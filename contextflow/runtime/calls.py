@@ -10,10 +10,10 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-import contextflow  # noqa: F401  (offline settings before litellm is imported)
-from contextflow.cost import catalog
-from contextflow.runtime.events import Usage
+from contextflow.core import catalog
+from contextflow.core.events import Usage
 from contextflow.runtime.structured import without_lone_surrogates
+from contextflow.providers import register_all
 
 _setup_lock = threading.Lock()
 _ready = False
@@ -29,7 +29,6 @@ def litellm_module() -> Any:
             if not _ready:
                 litellm.suppress_debug_info = True
                 litellm.telemetry = False
-                from contextflow.providers import register_all
 
                 register_all()
                 _ready = True
@@ -75,12 +74,7 @@ def count_prompt_tokens(model: str, messages: list[dict[str, Any]]) -> int:
 
 
 def model_info(model: str) -> catalog.ModelInfo | None:
-    info = catalog.lookup(model)
-    if info is None:
-        from contextflow.providers import declare_default
-
-        info = declare_default(model)
-    return info
+    return catalog.lookup(model)
 
 
 def worst_case(model: str, messages: list[dict[str, Any]], max_output_tokens: int) -> tuple[float, int]:

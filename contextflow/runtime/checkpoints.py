@@ -22,7 +22,7 @@ import threading
 import time
 from typing import Any, Literal
 
-from contextflow.runtime.results import NodeResult
+from contextflow.core.results import NodeResult
 from contextflow.runtime.store import RunStore, node_row
 
 CheckpointMode = Literal["node", "background", "off"]

@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 from contextflow.cost.budget import Budget
-from contextflow.runtime.events import Event, EventBus
+from contextflow.core.events import Event, EventBus
 
 if TYPE_CHECKING:
     from contextflow.dags.imports import Allowlist
     from contextflow.dags.spec import PipelineSpec
     from contextflow.runtime.cache import ResultCache
     from contextflow.runtime.executor import Executor
-    from contextflow.state import StateDir
+    from contextflow.core.state import StateDir
 
 
 def provider_of(model: str) -> str:

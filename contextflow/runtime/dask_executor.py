@@ -21,7 +21,7 @@ import asyncio
 import time
 from typing import Any
 
-from contextflow.errors import UserError
+from contextflow.core.errors import UserError
 from contextflow.runtime.executor import Work
 from contextflow.runtime.remote import declarations_for, run_remote
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Mapping, Protocol
 
 if TYPE_CHECKING:
     from contextflow.runtime.context import RunContext
-    from contextflow.runtime.results import NodeResult
+    from contextflow.core.results import NodeResult
 
 
 class Gate(Protocol):

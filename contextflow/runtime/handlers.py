@@ -18,18 +18,19 @@ from contextflow.cost.budget import BudgetExceeded
 from contextflow.dags.imports import Allowlist, registered_function, resolve_callable
 from contextflow.dags.refs import find_refs, iter_refs, lookup, resolve_value
 from contextflow.dags.spec import LLMNode, MapNode, PythonNode, RetrieveNode, ToolNode
-from contextflow.errors import UserError
+from contextflow.core.errors import UserError
 from contextflow.runtime.attempts import NodeError, Spend, attempt_record, submit_timed
 from contextflow.runtime.cache import CacheEntry, cache_key, spec_fingerprint
 from contextflow.runtime.context import RunContext
-from contextflow.runtime.events import RetrievalFinished, Usage
+from contextflow.core.events import RetrievalFinished, Usage
 from contextflow.runtime.executor import Work, is_async_callable
 from contextflow.runtime.ladder import call_by_strategy
 from contextflow.runtime.llm import LLMCaller, node_cache_key, primary_models, render_messages
 from contextflow.runtime.policies import NodePolicies, policies_for
-from contextflow.runtime.results import NodeResult
+from contextflow.core.results import NodeResult
 from contextflow.runtime.structured import OutputValidationError, validate
 from contextflow.runtime.tools import BUILTIN_TOOLS
+import contextflow.context as context_engine
 
 Handler = Callable[[RunContext, Any, Mapping[str, Any], str, NodePolicies, "int | None"], Awaitable[NodeResult]]
 
@@ -213,12 +214,6 @@ async def run_tool(
 async def run_retrieve(
     ctx: RunContext, node: RetrieveNode, scope: Mapping[str, Any], node_id: str, policies: NodePolicies, item: int | None = None
 ) -> NodeResult:
-    try:
-        from contextflow.context import build_context
-    except ImportError:
-        raise UserError(
-            f"retrieve node '{node_id}' needs contextflow.context.build_context, which is not available"
-        ) from None
     started = time.time()
     query = str(resolve_value(node.query, scope))
     repo_path = Path(str(resolve_value(node.repo, scope))).expanduser()
@@ -228,7 +223,7 @@ async def run_retrieve(
         "model": node.for_model, "fmt": node.format, "state": ctx.state,
     }
     t0 = time.monotonic()
-    window, spend = await _run_callable(ctx, node, node_id, policies, "retrieve", build_context, kwargs, item)
+    window, spend = await _run_callable(ctx, node, node_id, policies, "retrieve", context_engine.build_context, kwargs, item)
     items = [i.model_dump(mode="json") if hasattr(i, "model_dump") else dict(i) for i in getattr(window, "items", [])]
     ctx.emit(
         RetrievalFinished(

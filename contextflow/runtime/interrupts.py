@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from typing import Awaitable, TypeVar
+from typing import Any, Awaitable, TypeVar
+
+from contextflow.core.errors import UserError
 
 T = TypeVar("T")
 
@@ -44,3 +46,13 @@ async def cancel_on_sigint(coro: Awaitable[T]) -> T:
     finally:
         if installed:
             loop.remove_signal_handler(signal.SIGINT)
+
+
+def run_sync(coro: Any) -> Any:
+    """Run ``coro`` to its end from synchronous code, with Ctrl-C handled as above."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(cancel_on_sigint(coro))
+    coro.close()
+    raise UserError("run()/resume() were called inside a running event loop", hint="await arun()/aresume() instead")

@@ -15,11 +15,13 @@ from typing import Any
 
 from contextflow.cost.budget import Caps
 from contextflow.dags.spec import LLMNode
-from contextflow.errors import UserError
+from contextflow.core.errors import UserError
 from contextflow.runtime.attempts import NodeError
 from contextflow.runtime.context import RunContext
-from contextflow.runtime.events import AttemptChecked, Usage
+from contextflow.core.events import AttemptChecked, Usage
 from contextflow.runtime.llm import CallOutcome, LLMCaller
+from contextflow.cost.verifiers import run_verifiers
+from contextflow.cost.router import Router
 
 
 async def call_by_strategy(caller: LLMCaller, models: list[str], messages: list[dict[str, Any]]) -> CallOutcome:
@@ -37,13 +39,6 @@ async def call_by_strategy(caller: LLMCaller, models: list[str], messages: list[
 
 
 async def _cascade(caller: LLMCaller, ladder: list[str], messages: list[dict[str, Any]]) -> CallOutcome:
-    try:
-        from contextflow.cost.verifiers import run_verifiers
-    except ImportError:
-        raise UserError(
-            f"node '{caller.node.id}' uses strategy: cascade, which needs contextflow.cost.verifiers",
-            hint="install a contextflow release with verifiers or use strategy: fixed",
-        ) from None
     last: CallOutcome | None = None
     for rung, model in enumerate(ladder):
         try:
@@ -125,13 +120,6 @@ def _account_verifier_spend(caller: LLMCaller, records: list[dict[str, Any]]) ->
 
 
 def _route(ctx: RunContext, node: LLMNode, messages: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
-    try:
-        from contextflow.cost.router import Router
-    except ImportError:
-        raise UserError(
-            f"node '{node.id}' uses strategy: route, which needs contextflow.cost.router",
-            hint="use strategy: fixed or cascade",
-        ) from None
     if not node.router:
         raise UserError(f"node '{node.id}' uses strategy: route but names no router", hint="add router: PATH")
     path = Path(node.router)

@@ -15,15 +15,15 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from contextflow.cost.budget import BudgetExceeded
-from contextflow.cost.rungs import parse_rung
+from contextflow.core.rungs import parse_rung
 from contextflow.dags.refs import render_template
 from contextflow.dags.spec import LLMNode
-from contextflow.errors import UserError
+from contextflow.core.errors import UserError
 from contextflow.runtime.attempts import NodeError, Spend, attempt_record, submit_timed, with_retries
 from contextflow.runtime.cache import cache_key, spec_fingerprint
 from contextflow.runtime.calls import call_model, model_info, price_call, worst_case
 from contextflow.runtime.context import RunContext, provider_of
-from contextflow.runtime.events import AttemptFinished, AttemptStarted, Usage
+from contextflow.core.events import AttemptFinished, AttemptStarted, Usage
 from contextflow.runtime.executor import Work
 from contextflow.runtime.policies import NodePolicies, error_kind
 from contextflow.runtime.structured import (

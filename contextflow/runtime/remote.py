@@ -28,8 +28,9 @@ import pickle
 import threading
 from typing import Any
 
-from contextflow.cost import catalog
+from contextflow.core import catalog
 from contextflow.runtime.executor import Work
+from contextflow.runtime.calls import litellm_module
 
 _loop: asyncio.AbstractEventLoop | None = None
 _loop_lock = threading.Lock()
@@ -49,11 +50,8 @@ def _process_loop() -> asyncio.AbstractEventLoop:
 def prepare_process(kind: str) -> None:
     """Offline settings always; litellm with contextflow's providers before the first model call."""
     global _providers_ready
-    import contextflow  # noqa: F401  (HF_HUB_OFFLINE, LITELLM_LOCAL_MODEL_COST_MAP, ... before litellm)
 
     if kind == "llm" and not _providers_ready:
-        from contextflow.runtime.calls import litellm_module
-
         litellm_module()  # quiets litellm and calls contextflow.providers.register_all()
         _providers_ready = True
 

@@ -23,11 +23,11 @@ from contextflow.cost.budget import BudgetExceeded
 from contextflow.dags.expressions import evaluate_condition
 from contextflow.dags.plan import Plan
 from contextflow.dags.refs import resolve_value
-from contextflow.errors import UserError
+from contextflow.core.errors import UserError
 from contextflow.runtime.attempts import NodeError
 from contextflow.runtime.checkpoints import CHECKPOINT_MODES, BackgroundWriter, CheckpointMode
 from contextflow.runtime.context import RunContext
-from contextflow.runtime.events import (
+from contextflow.core.events import (
     NodeFailed,
     NodeFinished,
     NodeSkipped,
@@ -40,7 +40,7 @@ from contextflow.runtime.events import (
 from contextflow.runtime.gates import Gate
 from contextflow.runtime.handlers import HANDLERS, Handler
 from contextflow.runtime.policies import NodePolicies, error_kind, policies_for
-from contextflow.runtime.results import FINISHED_STATES, NodeResult, RunResult
+from contextflow.core.results import FINISHED_STATES, NodeResult, RunResult
 from contextflow.runtime.store import RunStore
 
 

@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from contextflow.runtime.events import Usage
-from contextflow.runtime.results import NodeResult, decode_value, encode_attempts, encode_value, usage_from_dict
-from contextflow.errors import UserError
-from contextflow.state import STATE_FORMAT_VERSION
+from contextflow.core.events import Usage
+from contextflow.core.results import NodeResult, decode_value, encode_attempts, encode_value, usage_from_dict
+from contextflow.core.errors import UserError
+from contextflow.core.state import STATE_FORMAT_VERSION
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (

@@ -12,7 +12,7 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from contextflow.errors import ContextflowError
+from contextflow.core.errors import ContextflowError
 
 
 class OutputValidationError(ContextflowError):

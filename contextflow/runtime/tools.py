@@ -14,7 +14,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Callable
 
-from contextflow.errors import UserError
+from contextflow.core.errors import UserError
 
 # Side effects each built-in declares (approvals read these; helper G).
 BUILTIN_SIDE_EFFECTS: dict[str, tuple[str, ...]] = {

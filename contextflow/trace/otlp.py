@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from contextflow.errors import UserError
+from contextflow.core.errors import UserError
 
 SERVICE_NAME = "contextflow"
 

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from contextflow.state import STATE_FORMAT_VERSION
+from contextflow.core.state import STATE_FORMAT_VERSION
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (

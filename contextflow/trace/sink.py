@@ -18,8 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from contextflow.runtime import events as ev
+from contextflow.core import events as ev
 from contextflow.trace.schema import writer
+from contextflow.core.catalog import lookup
 
 MAX_TEXT = 100_000  # characters of a prompt or response kept per span
 FLUSH_INTERVAL_S = 0.25
@@ -70,8 +71,6 @@ def _provider(model: str | None, given: str | None) -> str | None:
     if model and "/" in model:
         return model.split("/", 1)[0]
     if model:
-        from contextflow.cost.catalog import lookup
-
         info = lookup(model)
         return info.provider if info else None
     return None

@@ -15,6 +15,7 @@ import networkx as nx
 
 from contextflow.trace.schema import connect
 from contextflow.trace.sink import drain
+from contextflow.core.catalog import get
 
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 
@@ -139,7 +140,6 @@ class TraceStore:
 
     def what_if(self, run_id: str, node_id: str, model: str) -> dict[str, Any]:
         """The run's cost had ``node_id``'s model calls gone to ``model`` at the same token counts."""
-        from contextflow.cost.catalog import get
 
         info = get(model)
         run = self.run(run_id)

@@ -9,8 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from contextflow.state import StateDir
+from contextflow.core.state import StateDir
 from contextflow.trace.store import TraceNotFound, TraceStore, check_run_id
+from contextflow.core.catalog import UnknownModelError
+from contextflow.ui.page import live_page
+from contextflow.ui import approvals
 
 DEFAULT_HOST = "127.0.0.1"
 
@@ -20,7 +23,6 @@ def create_app(state: StateDir | None = None) -> Any:
     from fastapi.responses import HTMLResponse
     from fastapi.staticfiles import StaticFiles
 
-    from contextflow.ui.page import live_page
 
     state = state or StateDir.for_project()
     store = TraceStore(state.traces_db)
@@ -59,8 +61,6 @@ def create_app(state: StateDir | None = None) -> Any:
 
     @app.get("/api/runs/{run_id}/whatif")
     def what_if(run_id: str, node: str, model: str) -> dict[str, Any]:
-        from contextflow.cost.catalog import UnknownModelError
-
         try:
             return store.what_if(_checked(run_id), node, model)
         except UnknownModelError as exc:
@@ -74,13 +74,7 @@ def create_app(state: StateDir | None = None) -> Any:
 
 def _include_extensions(app: Any, state: StateDir) -> None:
     """Routers other features add (approvals) live in their own modules and plug in here."""
-    try:
-        from contextflow.ui import approvals
-    except ImportError:
-        return
-    router = getattr(approvals, "create_router", None)
-    if router is not None:
-        app.include_router(router(state))
+    app.include_router(approvals.create_router(state))
 
 
 def serve(state: StateDir | None = None, host: str = DEFAULT_HOST, port: int = 8321) -> None:

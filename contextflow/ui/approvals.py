@@ -24,9 +24,12 @@ from typing import Any
 from fastapi import Request  # at module level: FastAPI resolves the endpoints' annotations here
 
 from contextflow.dags.spec import NODE_ID_PATTERN
-from contextflow.errors import UserError
-from contextflow.state import STATE_DIR_NAME, StateDir
+from contextflow.core.errors import UserError
+from contextflow.core.state import STATE_DIR_NAME, StateDir
 from contextflow.trace.store import check_run_id
+from contextflow.api import resume
+from contextflow import api
+from contextflow.runtime import approvals
 
 ACTION_HEADER = "X-Contextflow-Action"
 _LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -54,8 +57,6 @@ class Resumer:
         thread.start()
 
     def _work(self, run_id: str) -> None:
-        from contextflow.runtime.api import resume
-
         while True:
             try:
                 result = resume(run_id, project=self.project)
@@ -100,7 +101,6 @@ def project_of(state: StateDir) -> Path | None:
 def create_router(state: StateDir) -> Any:
     from fastapi import APIRouter, Body, Header, HTTPException
 
-    from contextflow.runtime import approvals
 
     router = APIRouter()
     resumer = _RESUMERS[state.root] = Resumer(project_of(state))
@@ -151,7 +151,7 @@ def create_router(state: StateDir) -> Any:
                 action: str | None = Header(None, alias=ACTION_HEADER)) -> dict[str, Any]:
         guarded(request, action)
         checked(run_id, node_id)
-        return decided(run_id, lambda: approvals.approve(run_id, node_id, project=resumer.project,
+        return decided(run_id, lambda: api.approve(run_id, node_id, project=resumer.project,
                                                           comment=_comment(body)))
 
     @router.post("/api/runs/{run_id}/nodes/{node_id}/edit")
@@ -161,7 +161,7 @@ def create_router(state: StateDir) -> Any:
         checked(run_id, node_id)
         if "value" not in body:
             raise HTTPException(status_code=400, detail="an edit needs a 'value' (the new inputs or output)")
-        return decided(run_id, lambda: approvals.edit(run_id, node_id, body["value"], project=resumer.project,
+        return decided(run_id, lambda: api.edit(run_id, node_id, body["value"], project=resumer.project,
                                                        comment=_comment(body)))
 
     @router.post("/api/runs/{run_id}/nodes/{node_id}/reject")
@@ -170,7 +170,7 @@ def create_router(state: StateDir) -> Any:
         guarded(request, action)
         checked(run_id, node_id)
         abort = bool(body.get("abort", False))
-        return decided(run_id, lambda: approvals.reject(run_id, node_id, abort=abort, project=resumer.project,
+        return decided(run_id, lambda: api.reject(run_id, node_id, abort=abort, project=resumer.project,
                                                          comment=_comment(body)), resume=not abort)
 
     return router

@@ -21,7 +21,7 @@ from pydantic import BaseModel, Field
 
 from contextflow.apps.code_review import collect_diff
 from contextflow.dags import Pipeline
-from contextflow.errors import UserError
+from contextflow.core.errors import UserError
 
 DEFAULT_MODEL = "local/smollm2-135m"
 
@@ -65,7 +65,7 @@ def build_pipeline(model: str = DEFAULT_MODEL, max_cost_usd: float = 0.05) -> Pi
 
 
 def draft_message(repo: str = ".", model: str = DEFAULT_MODEL) -> dict[str, Any]:
-    from contextflow.runtime import run
+    from contextflow.api import run
 
     result = run(build_pipeline(model).check(), {"repo": repo}, project=repo)
     if result.status != "succeeded":

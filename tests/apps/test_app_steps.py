@@ -10,7 +10,7 @@ import pytest
 from contextflow.apps.code_review import merge_reviews, parse_unified_diff
 from contextflow.apps.release_notes import commits_since, render_notes
 from contextflow.apps.repo_qa import check_citations, find_citations
-from contextflow.errors import UserError
+from contextflow.core.errors import UserError
 
 
 def git(repo: Path, *args: str) -> None:

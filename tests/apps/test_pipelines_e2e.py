@@ -13,7 +13,7 @@ import pytest
 from contextflow.dags.loader import load_pipeline
 from contextflow.dags.overrides import apply_model_overrides
 from contextflow.providers import simulated
-from contextflow.runtime import run
+from contextflow.api import run
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 
@@ -74,7 +74,7 @@ def test_code_review_escalates_a_reviewer_whose_findings_fail_the_checks(repo: P
 
 
 def test_code_review_waits_before_writing_the_review_at_low_autonomy(repo: Path) -> None:
-    from contextflow.runtime import approve, pending, resume
+    from contextflow.api import approve, pending, resume
 
     finding = {"findings": [{"file": "calc.py", "line": 3, "severity": "high", "explanation": "wrong mean"}]}
     simulated.configure("sim/review-gate", json_value=finding)

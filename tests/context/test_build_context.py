@@ -13,8 +13,8 @@ from repo_builders import APP_PY, NET_PY, README, UTIL_JS, git, write
 from secret_corpus import DOCUMENTS, PLANTED, SECRET_FILE_MARKERS, SECRET_FILES
 
 from contextflow.context import ContextWindow, build_context, count_tokens
-from contextflow.errors import UserError
-from contextflow.state import StateDir
+from contextflow.core.errors import UserError
+from contextflow.core.state import StateDir
 
 QUERY = "Charging a card times out: send_request should retry with backoff before giving up"
 
@@ -208,7 +208,7 @@ def test_file_focus_favours_files_with_evidence_from_several_chunks():
 
 
 def test_retrieve_node_in_a_pipeline_yields_a_window(make_repo, tmp_path, state_home):
-    from contextflow.runtime import run
+    from contextflow.api import run
 
     root = make_repo()
     pipeline = tmp_path / "ctx.yaml"

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from contextflow.cost.cascade import Answer, Cascade
-from contextflow.cost.rungs import Rung
+from contextflow.core.rungs import Rung
 from contextflow.dags.spec import VerifySpec
 
 HAS_FINAL = VerifySpec(kind="regex", pattern=r"^#### \d+$", name="final")
@@ -75,7 +75,7 @@ def test_start_rung_from_the_planner_skips_cheaper_rungs() -> None:
 def test_runtime_cascade_escalates_and_records_verdicts(state_home: Any) -> None:
     from contextflow.dags.spec import LLMNode, PipelineSpec
     from contextflow.providers import simulated
-    from contextflow.runtime import run
+    from contextflow.api import run
 
     simulated.configure("weakling", reply="I am not sure", input_cost_per_token=1e-7, output_cost_per_token=1e-7)
     simulated.configure("expert", reply="#### 42", input_cost_per_token=1e-5, output_cost_per_token=1e-5)

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from contextflow.cost import catalog
-from contextflow.cost.rungs import parse_rung
-from contextflow.errors import UserError
+from contextflow.core import catalog
+from contextflow.core.rungs import parse_rung
+from contextflow.core.errors import UserError
 
 
 def test_shipped_priors_match_exact_names_provider_prefixes_and_patterns() -> None:

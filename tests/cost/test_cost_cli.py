@@ -12,7 +12,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from contextflow.cost.router import Router
-from contextflow.errors import UserError
+from contextflow.core.errors import UserError
 
 
 def outcomes(path: Path, *, with_answers: bool) -> Path:
@@ -59,10 +59,10 @@ def test_bad_mode_and_missing_answers_are_plain_errors(tmp_path: Path, state_hom
 
 def test_train_a_router_from_recorded_cascade_verdicts(tmp_path: Path, state_home: Path) -> None:
     from contextflow.cli import app
-    from contextflow.cost.outcomes_runs import outcomes_from_runs
+    from contextflow.analysis.outcomes import outcomes_from_runs
     from contextflow.providers import simulated
-    from contextflow.runtime import run
-    from contextflow.state import StateDir
+    from contextflow.api import run
+    from contextflow.core.state import StateDir
 
     simulated.configure("fr-weak", reply="ANSWER: 1", script={"derivation": "not sure"})
     simulated.configure("fr-strong", reply="ANSWER: 2")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from contextflow.cost import catalog
+from contextflow.core import catalog
 from contextflow.cost.planner import choose_rungs, estimate_node, plan_rungs, step_down
 from contextflow.dags.spec import BudgetSpec, LLMNode, PipelineSpec
-from contextflow.errors import UserError
+from contextflow.core.errors import UserError
 
 LADDER = ["gpt-4o-mini", "gpt-4o"]
 

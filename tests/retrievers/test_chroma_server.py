@@ -68,7 +68,7 @@ def _repo(root: Path) -> Path:
 def test_index_through_a_chroma_server_matches_the_embedded_store(chroma_server: str, tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     from contextflow.context import build_context
-    from contextflow.state import StateDir
+    from contextflow.core.state import StateDir
 
     repo = _repo(tmp_path / "repo")
     query = "how is the tax on an invoice computed?"

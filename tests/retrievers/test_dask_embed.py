@@ -35,7 +35,7 @@ def test_dask_encoder_matches_local_encode_and_streams_every_index(tmp_path) -> 
 
         # The index embeds through the cluster when given the encoder (`contextflow index --dask`).
         from contextflow.retrievers.index import open_index
-        from contextflow.state import StateDir
+        from contextflow.core.state import StateDir
 
         repo = tmp_path / "repo"
         repo.mkdir()

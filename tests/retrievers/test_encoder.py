@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from contextflow.errors import UserError
+from contextflow.core.errors import UserError
 from contextflow.retrievers import embed_precision
 from contextflow.retrievers import encoder as encoder_module
 from contextflow.retrievers.embed_batches import BatchTokenizer, group_bounds, settings_from_hf

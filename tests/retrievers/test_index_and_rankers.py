@@ -7,7 +7,7 @@ from repo_builders import write
 
 from contextflow.retrievers.index import RepoIndex
 from contextflow.retrievers.rankers import ast_hits, bm25_hits, embedding_hits, git_hits
-from contextflow.state import StateDir
+from contextflow.core.state import StateDir
 
 
 def _index(root, tmp_path):

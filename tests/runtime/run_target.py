@@ -11,7 +11,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import runtime_helpers as rh  # noqa: E402  (registers the node functions)
-from contextflow.runtime import resume, run  # noqa: E402
+from contextflow.api import resume, run  # noqa: E402
 
 
 def spec(log: str, layers: int = 3, width: int = 6, seconds: float = 0.15):

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from contextflow.errors import UserError
-from contextflow.runtime import resume, run
+from contextflow.core.errors import UserError
+from contextflow.api import resume, run
 from contextflow.runtime.approvals import approve, decisions, edit, pending, reject
 from contextflow.runtime.autonomy import LEVELS, escalation_waits, node_rule
 from contextflow.dags.spec import LLMNode, ToolNode
@@ -210,7 +210,7 @@ def test_bad_decisions_are_clear_errors(tmp_path: Path, state_home: Path) -> Non
 
 
 def test_decisions_reach_the_trace_and_cli_edits(tmp_path: Path, state_home: Path) -> None:
-    from contextflow.state import StateDir
+    from contextflow.core.state import StateDir
     from contextflow.trace import TraceStore
     from contextflow.trace.sink import drain
 

@@ -11,8 +11,8 @@ import pytest
 
 pytest.importorskip("distributed")
 
-from contextflow.runtime import arun  # noqa: E402
-from contextflow.runtime.events import AttemptFinished  # noqa: E402
+from contextflow.api import arun  # noqa: E402
+from contextflow.core.events import AttemptFinished  # noqa: E402
 from contextflow.runtime.dask_executor import DaskExecutor  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -228,7 +228,7 @@ async def test_gpu_hints_run_on_gpu_workers_only(tmp_path: Path) -> None:
 
 def test_a_budget_stopped_run_resumes_on_dask_without_rerunning_finished_nodes(cluster, tmp_path: Path) -> None:
     from contextflow.dags.spec import BudgetSpec
-    from contextflow.runtime import aresume
+    from contextflow.api import aresume
 
     executor, loop = cluster
     spec = {

@@ -10,10 +10,10 @@ import pytest
 
 import runtime_helpers as rh
 from contextflow.cost.budget import Budget, BudgetExceeded, SQLiteLedger
-from contextflow.runtime import arun
-from contextflow.runtime.events import AttemptFinished
+from contextflow.api import arun
+from contextflow.core.events import AttemptFinished
 from contextflow.runtime.store import RunStore
-from contextflow.state import StateDir
+from contextflow.core.state import StateDir
 
 
 def test_reserve_and_settle_accounting():

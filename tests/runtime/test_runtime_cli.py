@@ -10,7 +10,7 @@ import sys
 from typer.testing import CliRunner
 
 from contextflow.cli import app
-from contextflow.errors import UserError
+from contextflow.core.errors import UserError
 
 PIPELINE = """\
 name: cli-demo

@@ -8,7 +8,7 @@ import pytest
 
 import runtime_helpers as rh
 from contextflow.providers import simulated
-from contextflow.runtime import arun
+from contextflow.api import arun
 from contextflow.runtime.policies import RetryPolicy, is_retryable
 
 FAST_RETRY = {"attempts": 4, "backoff_s": 0.05, "backoff_multiplier": 2.0, "jitter": 0.0}

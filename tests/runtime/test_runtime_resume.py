@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 import runtime_helpers as rh
-from contextflow.errors import UserError
-from contextflow.runtime import arun, aresume, resume
+from contextflow.core.errors import UserError
+from contextflow.api import arun, aresume, resume
 from contextflow.runtime.store import RunStore
 
 HERE = Path(__file__).parent

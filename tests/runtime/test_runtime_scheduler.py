@@ -8,8 +8,8 @@ import pytest
 
 import runtime_helpers as rh
 from contextflow.providers import simulated
-from contextflow.runtime import arun
-from contextflow.runtime.events import AttemptFinished, NodeFinished, NodeStarted, RunFinished, RunStarted
+from contextflow.api import arun
+from contextflow.core.events import AttemptFinished, NodeFinished, NodeStarted, RunFinished, RunStarted
 
 NAP = f"{rh.PREFIX}:nap"
 
@@ -191,7 +191,7 @@ async def test_write_file_tool_is_confined_to_the_working_tree(state_home, tmp_p
 
 
 async def test_unknown_input_and_missing_input_are_user_errors(state_home):
-    from contextflow.errors import UserError
+    from contextflow.core.errors import UserError
 
     spec = rh.pipeline(
         [{"id": "a", "kind": "python", "function": f"{rh.PREFIX}:add", "args": {"a": "${inputs.x}"}}],

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import runtime_helpers as rh
-from contextflow.runtime import arun
-from contextflow.runtime.events import NodeWaiting, RetrievalFinished
-from contextflow.runtime.results import NodeResult
+from contextflow.api import arun
+from contextflow.core.events import NodeWaiting, RetrievalFinished
+from contextflow.core.results import NodeResult
 
 
 class _Window:

@@ -7,11 +7,11 @@ import asyncio
 import pytest
 
 import runtime_helpers as rh
-from contextflow.runtime import arun
-from contextflow.runtime.results import decode_value, encode_value
+from contextflow.api import arun
+from contextflow.core.results import decode_value, encode_value
 from contextflow.runtime.store import RunStore
 from contextflow.runtime.structured import extract_json
-from contextflow.state import StateDir
+from contextflow.core.state import StateDir
 
 
 def test_a_json_escape_of_half_a_surrogate_pair_becomes_a_replacement_character() -> None:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from contextflow.runtime import events as ev
+from contextflow.core import events as ev
 
 RUN = "run-1"
 

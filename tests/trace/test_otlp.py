@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from contextflow.errors import UserError
+from contextflow.core.errors import UserError
 from contextflow.trace import TraceStore
 from contextflow.trace.otlp import export_run
 

@@ -58,7 +58,7 @@ def test_compare_two_runs_node_by_node(tmp_path: Path) -> None:
 
 
 def test_what_if_reprices_a_node_from_the_price_map(recorded: Path) -> None:
-    from contextflow.cost.catalog import get
+    from contextflow.core.catalog import get
 
     result = TraceStore(recorded).what_if(RUN, "c", "gpt-4o")
     expected = get("gpt-4o").cost(100, 0) + get("gpt-4o").cost(100, 50)
@@ -76,8 +76,8 @@ def test_bad_run_ids_are_refused_and_missing_ones_reported(recorded: Path) -> No
 
 
 def test_a_real_run_is_traced_through_the_scheduler(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from contextflow.runtime import run
-    from contextflow.state import StateDir
+    from contextflow.api import run
+    from contextflow.core.state import StateDir
 
     monkeypatch.setenv("CONTEXTFLOW_HOME", str(tmp_path / "state"))
     spec = {

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from contextflow.state import StateDir
+from contextflow.core.state import StateDir
 from synthetic_trace import RUN, synthetic_run
 
 

@@ -29,7 +29,7 @@ def viewer(tmp_path: Path):
     """(base url, state) of a viewer serving a synthetic recorded run."""
     import uvicorn
 
-    from contextflow.state import StateDir
+    from contextflow.core.state import StateDir
     from contextflow.trace import TraceSink
     from contextflow.ui.app import create_app
     from synthetic_trace import synthetic_run

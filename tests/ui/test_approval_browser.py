@@ -17,7 +17,7 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 def _waiting_run(project: Path, *, content: str = "hello from the model") -> str:
     """A real run at autonomy 'ask': 'draft' (python) feeds 'save' (write_file), which waits."""
     from contextflow.dags.imports import register_function
-    from contextflow.runtime import run
+    from contextflow.api import run
 
     register_function(lambda: content, "approval_browser_helpers:draft")
     spec = {
@@ -40,7 +40,7 @@ def live_viewer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """(base url, project folder, router) of a viewer over a project with one waiting run."""
     import uvicorn
 
-    from contextflow.state import StateDir
+    from contextflow.core.state import StateDir
     from contextflow.ui.app import create_app
 
     project = tmp_path / "project"
@@ -98,7 +98,7 @@ def test_approving_a_waiting_node_in_the_viewer_finishes_the_run(live_viewer, pa
     made = decisions(run_id, project=project)
     assert [(d.node_id, d.decision, d.comment, d.applied) for d in made] == [("save", "approve", "looks right", True)]
     from contextflow.runtime.store import RunStore
-    from contextflow.state import StateDir
+    from contextflow.core.state import StateDir
 
     with RunStore(StateDir.for_project(project).runs_db) as store:
         assert store.get_run(run_id).status == "succeeded"
@@ -134,7 +134,7 @@ def test_reject_from_the_viewer_skips_the_branch(live_viewer) -> None:
     resumer.join(60)
     assert resumer.outcomes[run_id]["status"] == "succeeded"
     from contextflow.runtime.store import RunStore
-    from contextflow.state import StateDir
+    from contextflow.core.state import StateDir
 
     with RunStore(StateDir.for_project(project).runs_db) as store:
         nodes = store.load_nodes(run_id)
@@ -165,7 +165,7 @@ def test_reject_and_abort_from_the_viewer_ends_the_run(live_viewer) -> None:
                         headers={"X-Contextflow-Action": "1"})
     assert answer.status_code == 200 and answer.json()["resuming"] is False
     from contextflow.runtime.store import RunStore
-    from contextflow.state import StateDir
+    from contextflow.core.state import StateDir
 
     with RunStore(StateDir.for_project(project).runs_db) as store:
         record = store.get_run(run_id)

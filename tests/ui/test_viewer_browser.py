@@ -97,7 +97,7 @@ def test_runs_list_sorts_filters_and_compares_two_picked_runs(viewer, page) -> N
 
 
 def test_what_if_reprices_a_node_under_another_model(viewer, page) -> None:
-    from contextflow.cost.catalog import get
+    from contextflow.core.catalog import get
 
     base, _ = viewer
     page.goto(base + "/#/run/run-1")

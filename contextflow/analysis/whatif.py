@@ -23,8 +23,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from contextflow.cost import catalog
-from contextflow.errors import UserError
+from contextflow.core import catalog
+from contextflow.core.errors import UserError
+from contextflow.cost.router import Router
+from contextflow.runtime.store import RunStore
+from contextflow.analysis.outcomes import last_user_text
+from contextflow.trace import TraceStore
+from contextflow.trace.sink import drain
 
 
 @dataclass(frozen=True)
@@ -119,7 +124,6 @@ def _route_choice(node_id: str, override: Mapping[str, Any], ladder: list[str], 
     if prompt is None:
         raise UserError(f"routing node '{node_id}' in a replay needs its prompt, which this run did not record",
                         hint="replay a run that was traced (the trace keeps prompts)")
-    from contextflow.cost.router import Router
 
     return Router.load(override["router"]).choose(prompt, ladder)[0]
 
@@ -195,7 +199,6 @@ def replay_nodes(run_id: str, spec: Mapping[str, Any], nodes: Mapping[str, Mappi
 
 def replay_run(store_path: str | Path, run_id: str, policy: Mapping[str, Any]) -> ReplayReport:
     """Replay a run recorded in the run store (``StateDir.runs_db``)."""
-    from contextflow.runtime.store import RunStore
 
     with RunStore(store_path) as store:
         record = store.get_run(run_id)
@@ -211,9 +214,6 @@ def replay_run(store_path: str | Path, run_id: str, policy: Mapping[str, Any]) -
 
 def _traced_prompts(traces_db: Path, run_id: str) -> dict[str, str]:
     """Each node's first recorded prompt (its last user message), when the run was traced."""
-    from contextflow.cost.outcomes_runs import last_user_text
-    from contextflow.trace import TraceStore
-    from contextflow.trace.sink import drain
 
     drain(traces_db)  # a run of this process may still be writing its spans
     if not traces_db.exists():

@@ -14,7 +14,10 @@ from typing import Any, Iterable
 import numpy as np
 
 from contextflow.cost.outcomes_csv import OutcomeRows
-from contextflow.errors import UserError
+from contextflow.core.errors import UserError
+from contextflow.runtime.store import RunStore
+from contextflow.trace import TraceStore
+from contextflow.trace.sink import drain
 
 
 def last_user_text(prompt: Any) -> str:
@@ -31,9 +34,6 @@ def _passed(attempt: dict[str, Any]) -> bool:
 def outcomes_from_runs(runs_db: str | Path, traces_db: str | Path, *, node: str | None = None,
                        run_ids: Iterable[str] | None = None, limit: int = 10_000) -> OutcomeRows:
     """Outcomes of every cascade node (or only ``node``) in the stored runs that were traced."""
-    from contextflow.runtime.store import RunStore
-    from contextflow.trace import TraceStore
-    from contextflow.trace.sink import drain
 
     drain(traces_db)  # a run of this process may still be writing its spans
     if not Path(runs_db).exists() or not Path(traces_db).exists():

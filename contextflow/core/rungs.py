@@ -10,7 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from contextflow.errors import UserError
+from contextflow.core.errors import UserError
+from contextflow.core import catalog
 
 EFFORTS = ("minimal", "low", "medium", "high")
 # Reasoning tokens are billed as output; more effort means more of them. These multipliers of
@@ -50,8 +51,6 @@ def parse_rung(rung: str | dict[str, Any]) -> Rung:
 
 
 def _is_known_model(name: str) -> bool:
-    from contextflow.cost import catalog
-
     return catalog.lookup(name) is not None
 
 

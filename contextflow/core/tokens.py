@@ -5,7 +5,6 @@ from __future__ import annotations
 import threading
 from functools import lru_cache
 
-import contextflow  # noqa: F401  - offline defaults before litellm is imported
 
 #: Used when no model is named: litellm falls back to OpenAI's cl100k/o200k tokenizers.
 DEFAULT_TOKENIZER_MODEL = "gpt-4o"

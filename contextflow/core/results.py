@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
-from contextflow.runtime.events import NodeStatus, RunStatus, Usage
+from contextflow.core.events import NodeStatus, RunStatus, Usage
 
 #: Node states after which a node never runs again in this run (resume skips them).
 FINISHED_STATES: frozenset[str] = frozenset({"succeeded", "cached", "skipped"})

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from contextflow.core.errors import UserError
 
-import contextflow  # noqa: F401  (offline env before litellm)
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,21 @@ class UnknownModelError(KeyError):
 
 
 _custom: dict[str, ModelInfo] = {}
-_EFFORT_SUFFIXES = ("minimal", "low", "medium", "high")  # contextflow.cost.rungs.EFFORTS (no import cycle)
+_EFFORT_SUFFIXES = ("minimal", "low", "medium", "high")  # the same list as rungs.EFFORTS
+
+#: The project's own litellm providers (see ``contextflow.providers``): their models are not in
+#: litellm's price map and have no tokenizer there.
+OWN_PROVIDERS = ("sim", "local", "replay")
+#: What a ``sim/<name>`` model costs until it is configured: sim models cost something so budgets
+#: have work to do.
+SIM_INPUT_COST = 1e-6
+SIM_OUTPUT_COST = 2e-6
+
+
+def _sim_default(name: str) -> ModelInfo:
+    return ModelInfo(name=name, provider="sim", input_cost_per_token=SIM_INPUT_COST,
+                     output_cost_per_token=SIM_OUTPUT_COST, max_input_tokens=128_000, max_output_tokens=4096,
+                     custom=True)
 _lock = threading.Lock()
 
 
@@ -126,7 +140,7 @@ def lookup(name: str) -> ModelInfo | None:
     if entry is None and "/" in name:
         entry = table.get(name.split("/", 1)[1])
     if entry is None:
-        return None
+        return _sim_default(name) if name.startswith("sim/") else None
     max_in = entry.get("max_input_tokens") or entry.get("max_tokens") or 8192
     max_out = entry.get("max_output_tokens") or entry.get("max_tokens") or 4096
     return ModelInfo(
@@ -165,8 +179,6 @@ def _shipped_priors() -> dict[str, Any]:
     data = json.loads((Path(__file__).with_name("quality_priors.json")).read_text(encoding="utf-8"))
     extra = os.environ.get("CONTEXTFLOW_QUALITY_PRIORS")
     if extra:
-        from contextflow.errors import UserError
-
         try:
             data.update(json.loads(Path(extra).read_text(encoding="utf-8")))
         except (OSError, ValueError) as exc:
