@@ -3,7 +3,8 @@
 Greedy by value per token (a knapsack heuristic): candidates are taken in order of
 ``score / max(tokens, floor)``, so a small strong excerpt beats a large middling one but a
 one-line fragment does not win on size alone. Each retriever's items may take at most its quota of
-the budget when several retrievers contribute. A candidate that does not fit whole is cut at a
+the budget when several retrievers contribute, unless budget would otherwise stay unused that a
+whole held-back item fills. A candidate that does not fit whole is cut at a
 syntactic boundary (between body statements) when its head still carries value. The chosen items
 are put in reading order (file, then line), rendered, and the whole rendering is counted: the
 result never exceeds the budget.
@@ -85,21 +86,32 @@ def pack(
     spent: dict[str, int] = {}
     chosen: list[ContextItem] = []
     pool.sort(key=lambda t: -t[0].score / max(t[2].tokens, TOKEN_FLOOR))
+    held_by_quota: list[ContextItem] = []
     for cand, chunk, item in pool:
         if room < _MIN_CUT_TOKENS:
             break
         limit = limits.get(cand.source)
         allowance = room if limit is None else min(room, int(limit - spent.get(cand.source, 0)))
         if item.tokens > allowance:
+            if item.tokens <= room:
+                held_by_quota.append(item)  # fits whole; only its retriever's quota stopped it
             if allowance < _MIN_CUT_TOKENS:
                 continue
             cut = _cut_to_fit(cand, chunk, allowance, fmt, model)
             if cut is None:
                 continue
+            if held_by_quota and held_by_quota[-1] is item:
+                held_by_quota.pop()
             item = cut
         chosen.append(item)
         room -= item.tokens
         spent[cand.source] = spent.get(cand.source, 0) + item.tokens
+    # Quotas keep one retriever from crowding out the others, not from using budget nobody else
+    # wants: whole items a quota held back still go in, best first, while they fit.
+    for item in held_by_quota:
+        if item.tokens <= room:
+            chosen.append(item)
+            room -= item.tokens
     chosen.sort(key=lambda i: (i.path, i.start_line))
     used = count_tokens(render_items(chosen, fmt), model)
     # Token counts of parts need not add up exactly (merges across joins): drop the weakest until it fits.
