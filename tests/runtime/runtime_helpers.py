@@ -84,3 +84,39 @@ for _fn in (nap, blocking_nap, add, boom, listing, flaky_connection, interrupt_f
 def reset_peak() -> None:
     global peak_active
     peak_active = 0
+
+
+def write_marker(path: str, text: str = "ran") -> str:
+    """A side effect a test can look for: append ``text`` to the file at ``path``."""
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write(text + "\n")
+    return text
+
+
+class HTTPFailure(Exception):
+    """An HTTP client's error that is not litellm's: it carries only a status code."""
+
+    def __init__(self, status_code: int) -> None:
+        super().__init__(f"server answered {status_code}")
+        self.status_code = status_code
+
+
+def fail_with_status(counter: str, status: int = 500) -> str:
+    """Raise HTTPFailure(status) the first time it is called for ``counter`` (a file path)."""
+    path = Path(counter)
+    if not path.exists():
+        path.write_text("1")
+        raise HTTPFailure(status)
+    return "ok"
+
+
+def counted_add(a: int, b: int = 0, log: str | None = None) -> int:
+    """``a + b``, logging each real call (so a test can tell a cache hit from a call)."""
+    if log:
+        with open(log, "a", encoding="utf-8") as handle:
+            handle.write(f"{a}+{b}\n")
+    return a + b
+
+
+for _fn in (write_marker, fail_with_status, counted_add):
+    register_function(_fn, f"{PREFIX}:{_fn.__name__}")
