@@ -8,7 +8,6 @@ ignored as a unit. Layout (format version 1)::
       traces.db      trace store: spans and their attributes                     (SQLite, WAL)
       cache/         content-addressed cache of node results
       index/         retrieval index: chroma/ (vectors), bm25/, meta.db
-      models/        converted local model weights (e.g. dequantized SmolLM2)
       routers/       trained routers
 
 Every SQLite database records ``PRAGMA user_version = STATE_FORMAT_VERSION``.
@@ -66,10 +65,6 @@ class StateDir:
     @property
     def index_dir(self) -> Path:
         return self.root / "index"
-
-    @property
-    def models_dir(self) -> Path:
-        return self.root / "models"
 
     @property
     def routers_dir(self) -> Path:

