@@ -75,7 +75,8 @@ def source_chunks(packages: str, count: int, chunk_tokens: int, tokenizer) -> li
 
 def free_cores() -> int:
     """Cores not busy with other work: OpenMP threads that share a core with another process
-    spin at barriers and run far slower than fewer threads would (seen on the shared 2-core box)."""
+    spin at barriers and run far slower than fewer threads would (seen on a 2-core machine with one
+    core busy elsewhere)."""
     cores = os.cpu_count() or 1
     return max(1, cores - round(os.getloadavg()[0]))
 
