@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     encoder = Encoder(device=device, dtype=args.dtype, batch_tokens=args.batch_tokens)
     plain = SentenceTransformer(encoder.model_source, device=device)
     if on_cuda:
-        plain.half()  # the naive GPU baseline the issue measured: encode with fp16 weights
+        plain.half()  # the plain GPU baseline as a user would run it: encode with fp16 weights
     max_len = plain.max_seq_length
     from tokenizers import Tokenizer
 
