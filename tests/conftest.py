@@ -8,8 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import hypothesis  # noqa: F401  (see below)
-import hypothesis.configuration
+import hypothesis.configuration  # imported at collection: see below
 import pytest
 
 import contextflow  # noqa: F401  (applies offline defaults before anything imports litellm)
