@@ -15,10 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import tempfile
+import sys
 import time
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _paths import scratch_dir
 
 import contextflow  # noqa: F401
 
@@ -36,7 +39,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    folder = Path(tempfile.mkdtemp(prefix="cf-gate-"))
+    folder = scratch_dir("cf-gate-")
     os.environ["CONTEXTFLOW_HOME"] = str(folder / ".contextflow")
     (folder / "f.txt").write_text("x")
     from contextflow.api import run

@@ -20,9 +20,13 @@ import asyncio
 import json
 import os
 import statistics
-import tempfile
+import sys
 import time
+from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _paths import scratch_dir
 
 import contextflow  # noqa: F401  (offline settings)
 
@@ -104,7 +108,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
     args = parser.parse_args()
-    os.environ["CONTEXTFLOW_HOME"] = tempfile.mkdtemp(prefix="cf-bench-")
+    os.environ["CONTEXTFLOW_HOME"] = str(scratch_dir("cf-bench-"))
 
     from contextflow.providers import simulated
     from contextflow.runtime.calls import litellm_module

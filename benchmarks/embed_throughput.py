@@ -75,7 +75,8 @@ def source_chunks(packages: str, count: int, chunk_tokens: int, tokenizer) -> li
 
 def free_cores() -> int:
     """Cores not busy with other work: OpenMP threads that share a core with another process
-    spin at barriers and run far slower than fewer threads would (seen on the shared 2-core box)."""
+    spin at barriers and run far slower than fewer threads would (seen on a 2-core machine with one
+    core busy elsewhere)."""
     cores = os.cpu_count() or 1
     return max(1, cores - round(os.getloadavg()[0]))
 
@@ -158,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     encoder = Encoder(device=device, dtype=args.dtype, batch_tokens=args.batch_tokens)
     plain = SentenceTransformer(encoder.model_source, device=device)
     if on_cuda:
-        plain.half()  # the naive GPU baseline the issue measured: encode with fp16 weights
+        plain.half()  # the plain GPU baseline as a user would run it: encode with fp16 weights
     max_len = plain.max_seq_length
     from tokenizers import Tokenizer
 

@@ -1,10 +1,17 @@
 """Indexing speed on a real repository: full index, one-file re-index and warm query latency.
 
-The repository is a ``git archive`` of a fetched mirror (default pylint at HEAD, ~4k files; any
-folder works with --repo). The baseline is what a non-incremental indexer pays after a one-file
-edit: a full index from scratch. Targets: one-file re-index under 2 s, warm query under 300 ms.
+The repository is a copy of ``--repo DIR``, or else a ``git archive`` of pylint at HEAD (~4k files)
+from a bare clone at ``<mirrors>/pylint-dev+pylint/repo``, where the mirrors folder is ``--mirrors DIR``
+or ``$CONTEXTFLOW_BENCH_MIRRORS``. Either way the benchmark works on a private copy in a temporary
+folder (removed at the end) and never writes to the folder it was given. The baseline is what a
+non-incremental indexer pays after a one-file edit: a full index from scratch. Targets: one-file
+re-index under 2 s, warm query under 300 ms.
 
-Run: ``python benchmarks/index_speed.py [--repo DIR] [--embeddings] [--queries 20] --json``
+Exit codes: 2 when neither ``--repo`` nor a mirrors folder is given; 0 with a ``skipped: ...`` line
+when the mirrors folder holds no pylint clone (with ``--json`` the last line is then
+``{"skipped": ...}``); 0 after the figures otherwise.
+
+Run: ``python benchmarks/index_speed.py (--repo DIR | --mirrors DIR) [--embeddings] [--queries 20] --json``
 """
 
 from __future__ import annotations
@@ -19,12 +26,15 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _paths import folder_from, skip, usage_error
+
 import contextflow  # noqa: F401
 from contextflow.context import build_context
-from contextflow.retrievers.index import RepoIndex, open_index
 from contextflow.core.state import StateDir
+from contextflow.retrievers.index import RepoIndex, open_index
 
-DEFAULT_MIRROR = Path("/work/.mirror/pylint-dev+pylint/repo")
+DEFAULT_CLONE = Path("pylint-dev+pylint") / "repo"  # inside the mirrors folder
 QUERIES = [
     "false positive unused-import when a module is only used in a type annotation",
     "crash in the similarity checker with ignore-imports enabled",
@@ -34,22 +44,33 @@ QUERIES = [
 ]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repo", type=Path, default=None, help="Folder to index (default: pylint extracted from its mirror).")
+    parser.add_argument("--mirrors", type=Path, default=None,
+                        help="Folder of bare clones named owner+name/repo (default $CONTEXTFLOW_BENCH_MIRRORS).")
     parser.add_argument("--embeddings", action="store_true", help="Include embeddings (slow on a CPU: minutes).")
     parser.add_argument("--queries", type=int, default=20, help="Warm queries to time.")
     parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
+    clone: Path | None = None
+    if args.repo is None:
+        mirrors = folder_from(args.mirrors, "CONTEXTFLOW_BENCH_MIRRORS")
+        if mirrors is None:
+            usage_error(parser, "nothing to index: pass --repo DIR, or --mirrors DIR (or set "
+                        "CONTEXTFLOW_BENCH_MIRRORS) for pylint from a bare clone there", args.json)
+        clone = mirrors / DEFAULT_CLONE
+        if not clone.is_dir():
+            return skip(f"{clone} is absent (git clone --bare https://github.com/pylint-dev/pylint {clone}, "
+                        "or pass --repo DIR)", args.json)
+    elif not args.repo.is_dir():
+        usage_error(parser, f"--repo {args.repo} is not a folder", args.json)
     work = Path(tempfile.mkdtemp(prefix="cf-index-speed-"))
     try:
-        if args.repo is None:
-            if not DEFAULT_MIRROR.is_dir():
-                print(f"skipped: {DEFAULT_MIRROR} is absent (fetch github:pylint-dev/pylint first)")
-                return
+        if clone is not None:
             root = work / "pylint"
             root.mkdir()
-            archive = subprocess.run(["git", f"--git-dir={DEFAULT_MIRROR}", "archive", "HEAD"], check=True, capture_output=True)
+            archive = subprocess.run(["git", f"--git-dir={clone}", "archive", "HEAD"], check=True, capture_output=True)
             subprocess.run(["tar", "-x", "-C", str(root)], input=archive.stdout, check=True)
         else:
             root = work / args.repo.name
@@ -107,6 +128,7 @@ def main() -> None:
                               "speedup_vs_full_reindex": round(ratio, 1)}))
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    return 0
 
 
 if __name__ == "__main__":

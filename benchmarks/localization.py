@@ -1,36 +1,51 @@
 """Code localization on SWE-bench tasks: does the window hold the files and functions the fix touched?
 
-For each task in /work/shared/data/swebench/dev_instances.json the repository is extracted at its
-base commit (``git archive`` from the mirrors under /work/.mirror, into /work/repos/trees/<repo>,
-reused across tasks so the index updates incrementally), the issue text is the query, and the
-window is built at 4k, 8k and 16k tokens by BM25 alone, embeddings alone and the fused engine.
+For each task in ``<shared>/data/swebench/dev_instances.json`` the repository is extracted at its
+base commit (``git archive`` from a bare clone under ``--mirrors``, into ``--trees/<repo>``, reused
+across tasks so the index updates incrementally; the index lives in ``--state``), the issue text is
+the query, and the window is built at 4k, 8k and 16k tokens by BM25 alone, embeddings alone and the
+fused engine.
 
 - file hit: every file of the gold patch has at least one item in the window;
 - span recall: share of the gold spans (function or Class.method) whose definition overlaps an item.
 
-Run: ``python benchmarks/localization.py [--max-tasks N] [--repos requests,pytest] [--methods bm25,fused] --json``
+Inputs (a flag, else its environment variable):
+
+- ``--mirrors DIR`` / ``$CONTEXTFLOW_BENCH_MIRRORS``: bare clones named ``owner+name/repo``
+  (e.g. ``psf+requests/repo``); required.
+- ``--trees DIR`` / ``$CONTEXTFLOW_BENCH_TREES``: where the trees are extracted, one subfolder per
+  repository, replaced whenever the commit changes; required.
+- ``--state DIR`` / ``$CONTEXTFLOW_BENCH_STATE``: the state folder holding the index; required. Keep it
+  between runs: vectors are cached by content hash, so a second run embeds almost nothing.
+- ``--shared DIR`` / ``$CONTEXTFLOW_BENCH_SHARED``: the shared data folder (default ``<repo>/../shared``).
+
+Exit codes: 2 when ``--mirrors``, ``--trees`` or ``--state`` is not given; 0 with a ``skipped: ...``
+line when the task file or a selected repository's clone is absent (with ``--json`` the last line is
+then ``{"skipped": ...}``); 0 after the figures otherwise.
+
+Run: ``python benchmarks/localization.py --mirrors M --trees T --state S [--max-tasks N] [--repos requests,pytest]
+[--methods bm25,fused] --json``
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _paths import add_shared_argument, require_folder, shared_dir, skip, usage_error
+
 import contextflow  # noqa: F401
 from contextflow.context import build_context
-from contextflow.retrievers.index import open_index
 from contextflow.core.state import StateDir
+from contextflow.retrievers.index import open_index
 
-DATA = Path("/work/shared/data/swebench/dev_instances.json")
-MIRRORS = Path(os.environ.get("CONTEXTFLOW_BENCH_MIRRORS", "/work/.mirror"))
-TREES = Path(os.environ.get("CONTEXTFLOW_BENCH_TREES", "/work/repos/trees"))
-STATE = Path(os.environ.get("CONTEXTFLOW_BENCH_STATE", "/work/repos/localization-state"))
+TASKS_FILE = Path("data") / "swebench" / "dev_instances.json"  # inside the shared folder
 BUDGETS = (4000, 8000, 16000)
 #: method -> (retrievers, extra build_context options). The single-retriever baselines are plain:
 #: no test-file prior, no file focus (and no expansion, which needs more than one retriever).
@@ -40,28 +55,28 @@ METHODS = {"bm25": (["bm25"], {"test_factor": 1.0, "file_focus": 0.0}),
            "lexical": (["bm25", "ast"], {})}  # lexical: the fused engine without embeddings (fast on a CPU)
 
 
-def mirror_of(repo: str) -> Path:
-    return MIRRORS / repo.replace("/", "+") / "repo"
+def mirror_of(mirrors: Path, repo: str) -> Path:
+    return mirrors / repo.replace("/", "+") / "repo"
 
 
-def commit_time(repo: str, commit: str) -> int:
-    if not mirror_of(repo).is_dir():
+def commit_time(mirrors: Path, repo: str, commit: str) -> int:
+    if not mirror_of(mirrors, repo).is_dir():
         return 0
-    out = subprocess.run(["git", f"--git-dir={mirror_of(repo)}", "show", "-s", "--format=%ct", commit],
+    out = subprocess.run(["git", f"--git-dir={mirror_of(mirrors, repo)}", "show", "-s", "--format=%ct", commit],
                          capture_output=True, text=True)
     return int(out.stdout.strip() or 0)
 
 
-def extract(repo: str, commit: str) -> Path:
+def extract(mirrors: Path, trees: Path, repo: str, commit: str) -> Path:
     """The tree of ``repo`` at ``commit`` in a folder reused for every task of that repository."""
-    target = TREES / repo.split("/")[1]
+    target = trees / repo.split("/")[1]
     marker = target / ".extracted-commit"
     if marker.is_file() and marker.read_text() == commit:
         return target
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
-    archive = subprocess.run(["git", f"--git-dir={mirror_of(repo)}", "archive", commit], check=True, capture_output=True)
+    archive = subprocess.run(["git", f"--git-dir={mirror_of(mirrors, repo)}", "archive", commit], check=True, capture_output=True)
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive.stdout, check=True)
     marker.write_text(commit)
     (target / ".gitignore").write_text(".extracted-commit\n" + ((target / ".gitignore").read_text()
@@ -94,40 +109,49 @@ def score(window, spans: dict[str, list[str]], lines: dict) -> tuple[bool, float
     return file_hit, (found / total if total else 0.0)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--max-tasks", type=int, default=0, help="Stop after this many tasks (0: all).")
     parser.add_argument("--repos", default="", help="Comma-separated repository names to keep (e.g. requests,pytest).")
     parser.add_argument("--methods", default="bm25,embeddings,fused", help=f"Any of {', '.join(METHODS)}.")
     parser.add_argument("--mirrors", type=Path, default=None,
-                        help="Folder of bare clones named owner+name/repo (default $CONTEXTFLOW_BENCH_MIRRORS or /work/.mirror).")
+                        help="Folder of bare clones named owner+name/repo (default $CONTEXTFLOW_BENCH_MIRRORS).")
+    parser.add_argument("--trees", type=Path, default=None,
+                        help="Folder to extract the trees into (default $CONTEXTFLOW_BENCH_TREES).")
+    parser.add_argument("--state", type=Path, default=None,
+                        help="State folder for the index (default $CONTEXTFLOW_BENCH_STATE).")
+    add_shared_argument(parser)
     parser.add_argument("--max-minutes", type=float, default=0,
                         help="Stop starting new tasks after this many minutes; figures cover the finished ones (0: no limit).")
     parser.add_argument("--json", action="store_true", help="Last line: one JSON object with the figures.")
-    args = parser.parse_args()
-    global MIRRORS
-    if args.mirrors is not None:
-        MIRRORS = args.mirrors
-    tasks = json.loads(DATA.read_text())
+    args = parser.parse_args(argv)
+    mirrors = require_folder(parser, args.mirrors, "--mirrors", "CONTEXTFLOW_BENCH_MIRRORS",
+                             "folder of repository clones", args.json)
+    trees = require_folder(parser, args.trees, "--trees", "CONTEXTFLOW_BENCH_TREES",
+                           "folder to extract trees into", args.json)
+    state_root = require_folder(parser, args.state, "--state", "CONTEXTFLOW_BENCH_STATE",
+                                "state folder for the index", args.json)
+    methods = [m for m in args.methods.split(",") if m]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        usage_error(parser, f"unknown method(s) {unknown}; choose from {list(METHODS)}", args.json)
+    data = shared_dir(args.shared) / TASKS_FILE
+    if not data.is_file():
+        return skip(f"{data} is absent (the SWE-bench tasks of the shared data folder; "
+                    "pass --shared DIR or set CONTEXTFLOW_BENCH_SHARED)", args.json)
+    tasks = json.loads(data.read_text())
     wanted = {r for r in args.repos.split(",") if r}
     tasks = [t for t in tasks if not wanted or t["repo"].split("/")[1] in wanted]
     # One repository at a time, in commit-date order: each task's tree differs little from the last,
     # so the index update (and the embedding of changed chunks) stays small.
-    tasks.sort(key=lambda t: (t["repo"], commit_time(t["repo"], t["base_commit"]), t["instance_id"]))
+    tasks.sort(key=lambda t: (t["repo"], commit_time(mirrors, t["repo"], t["base_commit"]), t["instance_id"]))
     if args.max_tasks:
         tasks = tasks[: args.max_tasks]
-    missing = sorted({t["repo"] for t in tasks if not mirror_of(t["repo"]).is_dir()})
+    missing = sorted({t["repo"] for t in tasks if not mirror_of(mirrors, t["repo"]).is_dir()})
     if missing:
-        print(f"skipped: no clone of {', '.join(missing)} under {MIRRORS} (clone or fetch github:<repo> there, "
-              "or point --mirrors / $CONTEXTFLOW_BENCH_MIRRORS at the folder)")
-        if args.json:
-            print(json.dumps({"skipped": f"missing repositories {missing}"}))
-        return
-    methods = [m for m in args.methods.split(",") if m]
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise SystemExit(f"unknown method(s) {unknown}; choose from {list(METHODS)}")
-    state = StateDir(STATE)
+        return skip(f"no clone of {', '.join(missing)} under {mirrors} (git clone --bare each as "
+                    "owner+name/repo there, or choose others with --repos)", args.json)
+    state = StateDir(state_root)
     results: dict[str, dict[int, list[tuple[bool, float]]]] = {m: {b: [] for b in BUDGETS} for m in methods}
     index_seconds = 0.0
     query_seconds: list[float] = []
@@ -137,7 +161,7 @@ def main() -> None:
         if args.max_minutes and time.perf_counter() - started > args.max_minutes * 60:
             print(f"time limit reached: stopping after {done} of {len(tasks)} tasks")
             break
-        root = extract(task["repo"], task["base_commit"])
+        root = extract(mirrors, trees, task["repo"], task["base_commit"])
         t0 = time.perf_counter()
         report = open_index(root, state).update(embeddings="embeddings" in methods or "fused" in methods)
         index_seconds += time.perf_counter() - t0
@@ -179,6 +203,7 @@ def main() -> None:
         summary["span_recall_8k"] = summary["fused_span_recall_8k"]
     if args.json:
         print(json.dumps(summary))
+    return 0
 
 
 if __name__ == "__main__":

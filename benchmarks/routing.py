@@ -1,4 +1,4 @@
-"""Routing between a weak and a strong model on recorded outcomes (../shared/data/routellm).
+"""Routing between a weak and a strong model on recorded outcomes (``<shared>/data/routellm``).
 
 GSM8K (dev half, with both models' responses): a *cascade* — the weak model answers first, a
 router reads the prompt and the weak answer (its ``<<a=b>>`` arithmetic re-checked, the final
@@ -14,7 +14,14 @@ responses: output is priced as one answer token for both.
 
 Baselines in the same run: random routing (expected), always-weak, always-strong.
 
-    python benchmarks/routing.py [--gsm8k PATH] [--mmlu-rows N] [--plot-dir DIR] [--json]
+The shared data folder is ``--shared DIR``, else ``$CONTEXTFLOW_BENCH_SHARED``, else ``shared/``
+beside the repository root (``<repo>/../shared``). Embeddings are cached in ``benchmarks/out/cache``
+and plots written to ``--plot-dir`` (default ``benchmarks/out``), both ignored by git.
+
+Exit codes: 0 with a ``skipped: ...`` line when ``<shared>/data/routellm`` is absent (with ``--json``
+the last line is then ``{"skipped": ...}``); 2 when ``--gsm8k`` names no file; 0 after the figures.
+
+    python benchmarks/routing.py [--shared DIR] [--gsm8k PATH] [--mmlu-rows N] [--plot-dir DIR] [--json]
 """
 
 from __future__ import annotations
@@ -30,12 +37,15 @@ from typing import Any
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _paths import add_shared_argument, shared_dir, skip, usage_error
+
 import contextflow  # noqa: F401  (offline settings)
 from contextflow.core import catalog
 from contextflow.cost.evaluation import Outcomes, curve, gain_per_dollar, metrics, plot
 from contextflow.cost.router import embed, fit
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "routellm"
+OUTCOMES = Path("data") / "routellm"  # inside the shared folder
 WEAK = "together_ai/mistralai/Mixtral-8x7B-Instruct-v0.1"
 STRONG = "gpt-4-1106-preview"
 CACHE = Path(__file__).resolve().parent / "out" / "cache"
@@ -113,8 +123,8 @@ def report(name: str, outcomes: Outcomes, policies: dict[str, np.ndarray], plot_
     return results[best]
 
 
-def gsm8k(path: Path | None, plot_dir: Path) -> dict[str, Any]:
-    dev = read(DATA / "gsm8k_dev.csv")
+def gsm8k(data: Path, path: Path | None, plot_dir: Path) -> dict[str, Any]:
+    dev = read(data / "gsm8k_dev.csv")
     target = read(path) if path else dev
 
     def arrays(rows: list[dict[str, str]]) -> dict[str, Any]:
@@ -169,8 +179,8 @@ def gsm8k(path: Path | None, plot_dir: Path) -> dict[str, Any]:
     }, plot_dir)
 
 
-def mmlu(plot_dir: Path, rows_limit: int | None) -> dict[str, Any]:
-    rows = read(DATA / "mmlu_outcomes.csv")
+def mmlu(data: Path, plot_dir: Path, rows_limit: int | None) -> dict[str, Any]:
+    rows = read(data / "mmlu_outcomes.csv")
     if rows_limit:
         rng = np.random.default_rng(0)
         rows = [rows[i] for i in sorted(rng.choice(len(rows), rows_limit, replace=False))]
@@ -192,20 +202,22 @@ def mmlu(plot_dir: Path, rows_limit: int | None) -> dict[str, Any]:
     }, plot_dir)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_shared_argument(parser)
     parser.add_argument("--gsm8k", type=Path, help="evaluate on this file (same columns) after training on the dev half")
     parser.add_argument("--mmlu-rows", type=int, default=None, help="a random sample of MMLU rows (default: all)")
     parser.add_argument("--plot-dir", type=Path, default=Path(__file__).resolve().parent / "out")
     parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    if not DATA.exists():
-        print(f"skipped: {DATA} is missing (the shared RouteLLM outcomes)")
-        if args.json:
-            print(json.dumps({"skipped": str(DATA)}))
-        return
-    g = gsm8k(args.gsm8k, args.plot_dir)
-    m = mmlu(args.plot_dir, args.mmlu_rows)
+    args = parser.parse_args(argv)
+    if args.gsm8k is not None and not args.gsm8k.is_file():
+        usage_error(parser, f"--gsm8k {args.gsm8k} is not a file", args.json)
+    data = shared_dir(args.shared) / OUTCOMES
+    if not data.is_dir():
+        return skip(f"{data} is absent (the recorded RouteLLM outcomes; pass --shared DIR or set "
+                    "CONTEXTFLOW_BENCH_SHARED)", args.json)
+    g = gsm8k(data, args.gsm8k, args.plot_dir)
+    m = mmlu(data, args.plot_dir, args.mmlu_rows)
     figures = {
         "gsm8k_cost_share_at_95": g["cost_share_at_95"], "beats_random_everywhere": g["beats_random_everywhere"],
         "gsm8k_apgr": g["apgr"],
@@ -214,7 +226,8 @@ def main() -> None:
     }
     if args.json:
         print(json.dumps(figures))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

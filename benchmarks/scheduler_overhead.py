@@ -24,10 +24,13 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import time
 import types
+from pathlib import Path
 from typing import Any, Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _paths import scratch_dir
 
 import contextflow  # noqa: F401  (offline settings)
 
@@ -151,7 +154,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--json", action="store_true", help="end with one JSON line of the figures")
     args = parser.parse_args()
-    home = tempfile.mkdtemp(prefix="cf-bench-")
+    home = str(scratch_dir("cf-bench-"))
     os.environ["CONTEXTFLOW_HOME"] = home  # the run store goes to a scratch folder
     n, repeats = args.nodes, args.repeats
     figures: dict[str, dict[str, float]] = {}

@@ -8,10 +8,14 @@
    off, is ``cpu_overhead_ratio``: the cost if the writer could not overlap anything, and less
    sensitive than wall time to other load on the machine.
 2. A recorded run of 2,000 spans (500 nodes with 3 model calls each, over a layered DAG) opened in
-   Debian's Chromium through the live viewer: time from navigation to the page being drawn
-   (DAG, waterfall, breakdowns). Target: under 1 s.
+   Chromium through the live viewer: time from navigation to the page being drawn
+   (DAG, waterfall, breakdowns). Target: under 1 s. The browser is ``--chromium PATH``, else
+   ``$CONTEXTFLOW_BENCH_CHROMIUM``, else ``chromium`` on the PATH; without one the render figure is
+   ``null`` and a ``render: skipped ...`` line says what to pass.
 
-    python benchmarks/trace_overhead.py [--nodes 1000] [--repeats 5] [--json]
+Every project folder is a private temporary folder, removed at exit. Exit code 0 after the figures.
+
+    python benchmarks/trace_overhead.py [--nodes 1000] [--repeats 5] [--chromium PATH] [--json]
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import shutil
 import socket
 import statistics
 import sys
@@ -29,10 +35,12 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import contextflow  # noqa: E402,F401  (offline settings)
-from scheduler_overhead import _contextflow_plan  # noqa: E402
+from _paths import scratch_dir
+from scheduler_overhead import _contextflow_plan
 
-CHROMIUM = Path("/usr/bin/chromium")
+import contextflow  # noqa: F401  (offline settings)
+
+CHROMIUM_ENV = "CONTEXTFLOW_BENCH_CHROMIUM"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -53,7 +61,7 @@ def time_runs(shape: str, n: int, repeats: int) -> dict[str, float]:
     from contextflow.trace.sink import drain
 
     plan = _contextflow_plan(shape, n)
-    projects = {mode: tempfile.mkdtemp(prefix=f"cf-trace-bench-{mode}-") for mode in ("off", "on")}
+    projects = {mode: str(scratch_dir(f"cf-trace-bench-{mode}-")) for mode in ("off", "on")}
 
     async def once(traced: bool, sinks: tuple = ()) -> tuple[float, float, float]:
         cpu_start, start = time.process_time(), time.perf_counter()
@@ -80,7 +88,7 @@ def time_runs(shape: str, n: int, repeats: int) -> dict[str, float]:
     times = asyncio.run(all_runs())
     recorded: list[Any] = []
     asyncio.run(once(True, sinks=(recorded.append,)))
-    db = Path(tempfile.mkdtemp(prefix="cf-trace-bench-writer-")) / "traces.db"
+    db = scratch_dir("cf-trace-bench-writer-") / "traces.db"
     cpu = []
     for copy in range(3):  # the first creates the database; the figure is the later ones' median
         sink = TraceSink(db)
@@ -119,9 +127,15 @@ def record_large_run(db: Path, nodes: int = 500, calls: int = 3) -> str:
     return run_id
 
 
-def time_render(spans_db_dir: Path, run_id: str, repeats: int = 3) -> float | None:
-    if not CHROMIUM.exists():
-        print("render: skipped (Debian's chromium is not installed)")
+def find_chromium(flag: str | None) -> Path | None:
+    """The browser to drive: --chromium, else $CONTEXTFLOW_BENCH_CHROMIUM, else chromium on the PATH."""
+    named = flag or os.environ.get(CHROMIUM_ENV) or shutil.which("chromium")
+    return Path(named) if named and Path(named).is_file() else None
+
+
+def time_render(spans_db_dir: Path, run_id: str, chromium: Path | None, repeats: int = 3) -> float | None:
+    if chromium is None:
+        print(f"render: skipped (no Chromium found: pass --chromium PATH or set {CHROMIUM_ENV})")
         return None
     import uvicorn
     from playwright.sync_api import sync_playwright
@@ -140,7 +154,7 @@ def time_render(spans_db_dir: Path, run_id: str, repeats: int = 3) -> float | No
     times = []
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+            browser = p.chromium.launch(executable_path=str(chromium), args=ARGS)
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(f"http://127.0.0.1:{port}/")  # warm the browser and the server
             page.wait_for_selector("body[data-ready='1']")
@@ -163,8 +177,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--nodes", type=int, default=1000)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--chromium", default=None,
+                        help=f"Chromium executable for the render timing (default ${CHROMIUM_ENV}, else chromium on the PATH)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    chromium = find_chromium(args.chromium)
 
     figures: dict[str, Any] = {}
     ratios = []
@@ -199,7 +216,7 @@ def main() -> None:
         from contextflow.trace import TraceStore
 
         spans = len(TraceStore(state_dir / "traces.db").spans(run_id))
-        render = time_render(state_dir, run_id)
+        render = time_render(state_dir, run_id, chromium)
     figures["spans"] = spans
     figures["render_2000_s"] = round(render, 3) if render is not None else None
     if render is not None:

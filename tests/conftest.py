@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
-import hypothesis  # noqa: F401  (see below)
+import hypothesis.configuration  # imported at collection: see below
 import pytest
 
 import contextflow  # noqa: F401  (applies offline defaults before anything imports litellm)
@@ -14,6 +18,13 @@ os.environ.setdefault("CONTEXTFLOW_TEST", "1")
 # plugin does that at the session's end when no test module used it), its modules are compiled
 # while threads left by Dask or litellm may compile too, and CPython 3.11.7 then fails with
 # "SystemError: AST constructor recursion depth mismatch".
+
+# hypothesis keeps its example database and caches in ./.hypothesis by default, a folder in the
+# checkout that two runs of the suite would share; it writes there while collecting, before any
+# fixture runs. Each run gets a fresh folder of its own, removed when the run ends.
+_HYPOTHESIS_HOME = Path(tempfile.mkdtemp(prefix="contextflow-tests-hypothesis-"))
+atexit.register(shutil.rmtree, _HYPOTHESIS_HOME, ignore_errors=True)
+hypothesis.configuration.set_hypothesis_home_dir(_HYPOTHESIS_HOME)
 
 
 @pytest.fixture()

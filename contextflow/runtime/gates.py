@@ -4,7 +4,8 @@ The scheduler asks the run's gate (if any) twice per node. ``before`` returns No
 run, or a NodeResult (status ``waiting`` or ``skipped``) to stop it; ``after`` returns the result
 to pass on (possibly edited), or a ``waiting``/``skipped`` one. A waiting node is persisted as such
 and blocks only its own branch; the run ends as ``waiting`` and resumes after a decision.
-The autonomy levels and the decision store (helper G) implement this protocol.
+``runtime.approvals.ApprovalGate`` implements it from the autonomy levels (``runtime.autonomy``)
+and the decisions in the run store.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ the process being killed (the OS still holds the pages) but may lose the last co
 machine loses power. That is the usual trade for a checkpoint store (a lost checkpoint means one
 node runs again, never a corrupt database); ``durable=True`` selects ``synchronous=FULL``.
 
-Approvals (helper G) use the ``decisions`` table and the ``waiting`` node state.
+Approvals (``runtime.approvals``) use the ``decisions`` table and the ``waiting`` node state.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from contextflow.core.errors import UserError
 
-# Side effects each built-in declares (approvals read these; helper G).
+# Side effects each built-in declares: the autonomy levels decide from these which tools wait.
 BUILTIN_SIDE_EFFECTS: dict[str, tuple[str, ...]] = {
     "write_file": ("write_files",),
     "apply_patch": ("apply_patch",),

@@ -131,8 +131,12 @@ def test_release_notes_group_summarise_and_write(repo: Path) -> None:
 
 
 @pytest.mark.slow
-def test_release_notes_smoke_run_on_the_local_model(repo: Path) -> None:
+def test_release_notes_smoke_run_on_the_local_model(repo: Path, local_models_dir: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("transformers")
+    # The converted weights go to this run's shared folder: the model is loaded once per process,
+    # so every test of the local model must agree on where its converted copy lives.
+    monkeypatch.setenv("CONTEXTFLOW_MODELS_DIR", str(local_models_dir))
     result = run(_spec("release_notes"), {"repo": str(repo), "notes_file": "NOTES.md"}, project=repo, workdir=repo)
     assert result.status == "succeeded", result.error
     assert result.nodes["summaries"].model in (None, "local/smollm2-135m") or result.nodes["summaries"].status == "succeeded"

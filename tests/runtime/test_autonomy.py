@@ -162,20 +162,22 @@ def test_escalation_within_budget_does_not_wait_at_ask(tmp_path: Path, state_hom
     assert done.status == "succeeded" and done.outputs == {"q": "#### 42"}
 
 
-@pytest.mark.parametrize("path", ["../escape.txt", "/tmp/contextflow-escape.txt", "link/escape.txt"])
+@pytest.mark.parametrize("path", ["../escape.txt", "ABSOLUTE", "link/escape.txt"])
 def test_write_outside_the_tree_is_refused(tmp_path: Path, state_home: Path, path: str) -> None:
     tree = tmp_path / "tree"
     tree.mkdir()
     outside = tmp_path / "outside"
     outside.mkdir()
     (tree / "link").symlink_to(outside)
+    absolute = outside / "absolute-escape.txt"  # an absolute path outside the tree, inside this test's folder
+    path = str(absolute) if path == "ABSOLUTE" else path
     spec = {"name": "w", "nodes": [{"id": "w", "kind": "tool", "tool": "write_file",
                                     "args": {"path": path, "content": "x"}}]}
     result = run(spec, autonomy="ask", workdir=tree, trace=False)
     assert result.nodes["w"].status == "failed"  # refused at the gate: nothing to approve
     assert "outside the working tree" in (result.nodes["w"].error or "")
     assert not (outside / "escape.txt").exists() and not (tmp_path / "escape.txt").exists()
-    assert not Path("/tmp/contextflow-escape.txt").exists()
+    assert not absolute.exists()
 
 
 def test_policy_table() -> None:

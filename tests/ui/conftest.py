@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import sys
 import threading
@@ -13,7 +14,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "trace"))
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+ARTIFACTS_ENV = "CONTEXTFLOW_TEST_ARTIFACTS"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -52,11 +53,20 @@ def viewer(tmp_path: Path):
 
 
 @pytest.fixture()
+def artifacts(tmp_path: Path) -> Path:
+    """Where a test saves its screenshots: ``$CONTEXTFLOW_TEST_ARTIFACTS`` when set (to keep them,
+    e.g. in CI), else this test's own temporary folder, so runs of the suite never share files."""
+    named = os.environ.get(ARTIFACTS_ENV)
+    folder = Path(named) if named else tmp_path / "artifacts"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture()
 def page():
     if not CHROMIUM.exists():
         pytest.skip("Debian's chromium is not installed (apt-get install chromium); .ci/run installs it")
     playwright_api = pytest.importorskip("playwright.sync_api")
-    ARTIFACTS.mkdir(exist_ok=True)
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         tab = browser.new_page(viewport={"width": 1300, "height": 1000})

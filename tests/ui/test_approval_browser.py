@@ -11,8 +11,6 @@ from typing import Any
 import httpx
 import pytest
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-
 
 def _waiting_run(project: Path, *, content: str = "hello from the model") -> str:
     """A real run at autonomy 'ask': 'draft' (python) feeds 'save' (write_file), which waits."""
@@ -72,7 +70,7 @@ def _free_port() -> int:
 
 
 @pytest.mark.browser
-def test_approving_a_waiting_node_in_the_viewer_finishes_the_run(live_viewer, page) -> None:
+def test_approving_a_waiting_node_in_the_viewer_finishes_the_run(live_viewer, page, artifacts) -> None:
     base, project, run_id, resumer = live_viewer
     page.goto(f"{base}/#/run/{run_id}")
     page.wait_for_selector("#dag")
@@ -81,8 +79,7 @@ def test_approving_a_waiting_node_in_the_viewer_finishes_the_run(live_viewer, pa
     diff = page.inner_text("#approval-diff")  # the diff it would write, as plain text lines
     assert "+++ b/notes/out.txt" in diff.splitlines() and "+hello from the model" in diff.splitlines()
     page.fill("#approval-comment", "looks right")
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / "viewer-approval-panel.png"), full_page=True)
+    page.screenshot(path=str(artifacts / "viewer-approval-panel.png"), full_page=True)
     page.click("#approval #approve")
     page.wait_for_function("() => (document.querySelector('#totals') || {}).innerText?.includes('succeeded')",
                            timeout=60_000)
@@ -90,7 +87,7 @@ def test_approving_a_waiting_node_in_the_viewer_finishes_the_run(live_viewer, pa
     assert "succeeded" in page.inner_text("#details .cards")
     decision = page.inner_text("#details .decision")  # the decision span from the trace: who, when, why
     assert decision.startswith("Decision: approve by ") and "looks right" in decision
-    page.screenshot(path=str(ARTIFACTS / "viewer-approved.png"), full_page=True)
+    page.screenshot(path=str(artifacts / "viewer-approved.png"), full_page=True)
     assert (project / "notes" / "out.txt").read_text() == "hello from the model"
 
     from contextflow.runtime.approvals import decisions

@@ -5,14 +5,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from pathlib import Path
-
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-
 pytestmark = pytest.mark.browser
 
 
-def test_run_page_shows_every_node_and_the_right_totals(viewer, page) -> None:
+def test_run_page_shows_every_node_and_the_right_totals(viewer, page, artifacts) -> None:
     base, _ = viewer
     page.goto(base + "/")
     page.wait_for_selector("body[data-ready='1']")
@@ -35,10 +31,10 @@ def test_run_page_shows_every_node_and_the_right_totals(viewer, page) -> None:
             assert node == current, rows
     assert [n for r, n in zip(rows, node_of_row) if r.count("/") == 1] == ["a", "b", "c", "d"]
     page.click("#by-latency")
-    page.screenshot(path=str(ARTIFACTS / "viewer-run.png"), full_page=True)
+    page.screenshot(path=str(artifacts / "viewer-run.png"), full_page=True)
 
 
-def test_html_in_a_response_is_shown_as_text(viewer, page) -> None:
+def test_html_in_a_response_is_shown_as_text(viewer, page, artifacts) -> None:
     base, _ = viewer
     page.goto(base + "/#/run/run-1")
     page.wait_for_selector("#dag")
@@ -47,7 +43,7 @@ def test_html_in_a_response_is_shown_as_text(viewer, page) -> None:
     assert response.inner_text() == "<script>alert(1)</script><b>bold</b>"
     assert page.locator("#details b:text('bold')").count() == 0
     assert page.evaluate("() => document.querySelectorAll('script').length") == 1  # only the app's own
-    page.screenshot(path=str(ARTIFACTS / "viewer-escaping.png"), full_page=True)
+    page.screenshot(path=str(artifacts / "viewer-escaping.png"), full_page=True)
 
 
 def test_compare_page_lists_nodes(viewer, page) -> None:
