@@ -32,6 +32,7 @@ from contextflow.runtime.memory_store import MemoryRunStore
 from contextflow.runtime.sqlite_store import SQLiteRunStore
 from contextflow.runtime.store import RunStore
 from contextflow.trace import TraceDatabase, TraceSink, TraceStore
+from contextflow.trace.sink import drain
 
 Project = str | os.PathLike[str] | None
 
@@ -87,6 +88,10 @@ def _with_trace(opened: _Opened, sinks: Iterable[EventSink], trace: bool) -> tup
     chosen = list(sinks)
     if not trace or opened.trace is None:
         return chosen, None
+    opened.trace.open()  # a damaged traces.db stops the run here, with its name and what to do
+    # A closed sink of an earlier run may still be writing; its last events must not land after
+    # this run's first ones (a resume right after a run would otherwise read as the old status).
+    drain(opened.trace)
     sink = TraceSink(opened.trace)
     return [*chosen, sink], sink
 

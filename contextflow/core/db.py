@@ -171,7 +171,8 @@ def state_error(exc: BaseException, path: Path | None, kind: str) -> StateError:
     if isinstance(exc, OSError) and exc.errno == errno.ENOSPC or "database or disk is full" in text:
         return StateError(
             f"cannot write {where}: the disk is full",
-            hint="free some space, then resume the run (contextflow resume RUN_ID): finished nodes are kept",
+            hint="free some space and try again; a run it stopped keeps its finished nodes:"
+            " contextflow resume RUN_ID",
         )
     if isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) or "readonly" in text:
         return StateError(

@@ -151,7 +151,7 @@ async def _execute(
     ctx = RunContext(
         run_id=run_id, spec=spec, bus=bus, budget=budget, executor=executor,
         limits=CallLimits(spec.defaults.provider_limits), allowlist=Allowlist.build(allow_imports), state=state,
-        cache=(result_cache or ResultCache(state.cache_dir)) if cache else None,  # type: ignore[arg-type]
+        cache=(result_cache if result_cache is not None else ResultCache(state.cache_dir)) if cache else None,  # type: ignore[arg-type]
         workdir=workdir, default_model=model,
     )
     if model_plan:

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar, Iterator
 
-from contextflow.core.db import guard, open_db
+from contextflow.core.db import StateError, guard, open_db
 
 KIND = "trace store"
 
@@ -87,6 +87,13 @@ class TraceDatabase:
     def __repr__(self) -> str:
         return f"TraceDatabase({str(self.path) if self.path is not None else 'in memory'})"
 
+    def close(self) -> None:
+        """Close this process's write connection to a file (the next write opens it again)."""
+        with self._lock:
+            if self.path is not None and self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
     def _writer(self) -> sqlite3.Connection:
         if self._conn is not None and (self.path is None or self.path.exists()):
             return self._conn
@@ -95,21 +102,36 @@ class TraceDatabase:
         self._conn = open_db(self.path, kind=KIND, schema=_SCHEMA)
         return self._conn
 
+    def open(self) -> None:
+        """Open (or create) the database for writing now: a damaged, too new or unreachable file
+        is then reported before a run starts, not later by a sink's background writer."""
+        with self._lock:
+            self._writer()
+
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         """The write connection, held under a lock for one transaction."""
-        with self._lock, guard(self.path, KIND):
-            db = self._writer()
-            db.execute("BEGIN IMMEDIATE")
+        with self._lock:
             try:
-                yield db
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
+                with guard(self.path, KIND):
+                    db = self._writer()
+                    db.execute("BEGIN IMMEDIATE")
                     try:
-                        db.execute("ROLLBACK")
-                    except sqlite3.Error:
-                        pass  # the first error is the one to report
+                        yield db
+                        db.execute("COMMIT")
+                    except BaseException:
+                        if db.in_transaction:
+                            try:
+                                db.execute("ROLLBACK")
+                            except sqlite3.Error:
+                                pass  # the first error is the one to report
+                        raise
+            except StateError:
+                if self.path is not None and self._conn is not None:
+                    # The next write opens the file afresh (space freed, file replaced). Never for
+                    # a database in memory: its connection is all there is of it.
+                    self._conn.close()
+                    self._conn = None
                 raise
 
     @contextmanager

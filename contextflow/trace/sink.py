@@ -8,14 +8,17 @@ not wait. Readers in the same process call :func:`drain` first (``TraceStore`` d
 
 Span ids are derived from the run and node ids, so a resumed run extends the same trace.
 
-A trace that cannot be written (a full disk, a read-only folder) must not take the run down with
-it: the writer keeps the first error in :attr:`TraceSink.error` and drops further batches.
+A trace that cannot be written (a full disk, a read-only folder, a damaged file) must not take
+the run down with it: the writer keeps the first error in :attr:`TraceSink.error`, logs it once
+as a warning (``contextflow.trace``: on stderr when logging is not configured) and drops further
+batches.
 """
 
 from __future__ import annotations
 
 import atexit
 import json
+import logging
 import threading
 import time
 from pathlib import Path
@@ -32,6 +35,7 @@ FLUSH_INTERVAL_S = 0.25
 # instead of competing with it for the GIL; readers and close(wait=True) cut the wait short.
 CLOSE_GRACE_S = 0.1
 
+_log = logging.getLogger("contextflow.trace")
 _live: set["TraceSink"] = set()
 _live_lock = threading.Lock()
 
@@ -119,6 +123,7 @@ class TraceSink:
                     self._write(events)
                 except StateError as exc:  # the run goes on; its trace is incomplete
                     self.error = exc
+                    _log.warning("the trace is not being recorded: %s", exc)
 
     def close(self, wait: bool = False) -> None:
         """Stop accepting events; the writer finishes in the background (``wait`` to block)."""
