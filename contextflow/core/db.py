@@ -204,18 +204,6 @@ def state_error(exc: BaseException, path: Path | None, kind: str) -> StateError:
                       hint="if the file is damaged, move it aside and run again")
 
 
-def is_disk_full(exc: BaseException) -> bool:
-    """Whether ``exc`` (or what it was raised from) says the disk is full."""
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, OSError) and seen.errno == errno.ENOSPC:
-            return True
-        if "disk is full" in str(seen).lower():
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
-
-
 @contextmanager
 def guard(path: Path | None, kind: str) -> Iterator[None]:
     """Report SQLite and filesystem failures inside the block as a :class:`StateError`."""

@@ -11,7 +11,8 @@ ignored as a unit. Layout (format version 1)::
       models/        converted local model weights (e.g. dequantized SmolLM2)
       routers/       trained routers
 
-Every SQLite database records ``PRAGMA user_version = STATE_FORMAT_VERSION``.
+Every SQLite database records ``PRAGMA user_version = STATE_FORMAT_VERSION`` and is opened by
+:func:`contextflow.core.db.open_db`, which refuses a newer version and stamps an older one.
 """
 
 from __future__ import annotations

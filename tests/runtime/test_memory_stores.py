@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-import runtime_helpers as rh
 from contextflow.api import Stores, approve, arun, aresume, pending, resume, run
 from contextflow.core.errors import UserError
 from contextflow.core.results import NodeResult
