@@ -15,7 +15,7 @@ import numpy as np
 
 from contextflow.cost.outcomes_csv import OutcomeRows
 from contextflow.core.errors import UserError
-from contextflow.runtime.store import RunStore
+from contextflow.runtime.sqlite_store import SQLiteRunStore
 from contextflow.trace import TraceStore
 from contextflow.trace.sink import drain
 
@@ -44,7 +44,7 @@ def outcomes_from_runs(runs_db: str | Path, traces_db: str | Path, *, node: str 
     weak_ok: list[bool] = []
     answers: list[str] = []
     strong_ok: list[bool | None] = []
-    with RunStore(runs_db) as store:
+    with SQLiteRunStore(runs_db, readonly=True) as store:
         ids = list(run_ids) if run_ids is not None else [r.run_id for r in store.list_runs(limit)]
         for run_id in ids:
             results = store.load_nodes(run_id)

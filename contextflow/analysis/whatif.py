@@ -26,7 +26,7 @@ from typing import Any, Mapping
 from contextflow.core import catalog
 from contextflow.core.errors import UserError
 from contextflow.cost.router import Router
-from contextflow.runtime.store import RunStore
+from contextflow.runtime.sqlite_store import SQLiteRunStore
 from contextflow.analysis.outcomes import last_user_text
 from contextflow.trace import TraceStore
 from contextflow.trace.sink import drain
@@ -200,7 +200,7 @@ def replay_nodes(run_id: str, spec: Mapping[str, Any], nodes: Mapping[str, Mappi
 def replay_run(store_path: str | Path, run_id: str, policy: Mapping[str, Any]) -> ReplayReport:
     """Replay a run recorded in the run store (``StateDir.runs_db``)."""
 
-    with RunStore(store_path) as store:
+    with SQLiteRunStore(store_path, readonly=True) as store:
         record = store.get_run(run_id)
         if record is None:
             recent = ", ".join(r.run_id for r in store.list_runs(5)) or "none"

@@ -30,7 +30,7 @@ from contextflow.dags.overrides import apply_model_overrides
 from contextflow.dags.overrides import parse_ladder
 from contextflow.dags.spec import PipelineSpec
 from contextflow.api import aresume
-from contextflow.runtime.store import RunStore
+from contextflow.runtime.sqlite_store import SQLiteRunStore
 from contextflow.core.state import StateDir
 from contextflow.runtime.dask_executor import DaskExecutor
 
@@ -285,7 +285,7 @@ def register(app: typer.Typer) -> None:
         state = StateDir.for_project(project)
         if not state.runs_db.exists():
             raise UserError(f"no run store at {state.runs_db}", hint="pass --project FOLDER of the run")
-        with RunStore(state.runs_db) as store:
+        with SQLiteRunStore(state.runs_db, readonly=True) as store:
             record = store.get_run(run_id)
         if record is None:
             raise UserError(f"no run '{run_id}' in {state.runs_db}", hint="list runs with 'contextflow runs'")
@@ -318,7 +318,7 @@ def register(app: typer.Typer) -> None:
         if not state.runs_db.exists():
             typer.echo("no runs yet")
             return
-        with RunStore(state.runs_db) as store:
+        with SQLiteRunStore(state.runs_db, readonly=True) as store:
             records = store.list_runs(limit)
         rows = [
             {"run_id": r.run_id, "pipeline": r.pipeline, "status": r.status, "cost_usd": r.cost_usd,

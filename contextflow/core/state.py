@@ -10,14 +10,18 @@ ignored as a unit. Layout (format version 1)::
       index/         retrieval index: chroma/ (vectors), bm25/, meta.db
       routers/       trained routers
 
-Every SQLite database records ``PRAGMA user_version = STATE_FORMAT_VERSION``.
+Every SQLite database records ``PRAGMA user_version = STATE_FORMAT_VERSION`` and is opened by
+:func:`contextflow.core.db.open_db`, which refuses a newer version and stamps an older one.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass
 from pathlib import Path
+
+from contextflow.core.errors import UserError
 
 STATE_DIR_NAME = ".contextflow"
 STATE_FORMAT_VERSION = 1
@@ -43,11 +47,21 @@ class StateDir:
         return cls(base.expanduser().resolve() / STATE_DIR_NAME)
 
     def ensure(self) -> "StateDir":
-        self.root.mkdir(parents=True, exist_ok=True)
+        """Create the folder (and its ``.gitignore``); a folder that cannot be made is a ``UserError``."""
         gitignore = self.root / ".gitignore"
-        if not gitignore.exists():
-            # The state folder holds caches and traces that may quote private code: never commit it.
-            gitignore.write_text("*\n", encoding="utf-8")
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            if not gitignore.exists():
+                # The state folder holds caches and traces that may quote private code: never commit it.
+                gitignore.write_text("*\n", encoding="utf-8")
+        except OSError as exc:
+            full = exc.errno == errno.ENOSPC
+            raise UserError(
+                f"cannot write the state folder {self.root}: {exc.strerror or exc}",
+                hint="free some space, then run again" if full else
+                "make it writable, or set CONTEXTFLOW_HOME to a folder you can write",
+                exit_code=1,
+            ) from exc
         return self
 
     @property

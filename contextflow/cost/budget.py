@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal, Protocol
 
+from contextflow.core.db import open_db
 from contextflow.core.errors import ContextflowError
 
 if TYPE_CHECKING:
@@ -156,10 +157,8 @@ class SQLiteLedger:
     def __init__(self, path: str | Path, budget_key: str, *, spent_cost_usd: float = 0.0, spent_tokens: int = 0) -> None:
         self.path = Path(path)
         self.budget_key = budget_key
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        conn = self._conn()
-        conn.executescript(_LEDGER_SCHEMA)
+        self._conn()  # creates the file and its table, or refuses a damaged or newer one
         if spent_cost_usd or spent_tokens:
             with self._immediate() as c:
                 c.execute(
@@ -171,9 +170,7 @@ class SQLiteLedger:
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            conn = open_db(self.path, kind="budget ledger", schema=_LEDGER_SCHEMA)
             self._local.conn = conn
         return conn
 

@@ -10,7 +10,6 @@ forth does not embed the same code twice.
 from __future__ import annotations
 
 import re
-import sqlite3
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from contextflow.core.state import STATE_FORMAT_VERSION
+from contextflow.core.db import open_db
 from contextflow.core.errors import UserError
 from contextflow.retrievers.encoder import get_encoder
 
@@ -85,11 +84,8 @@ class VectorCache:
     """Vectors by (model, chunk hash), kept after their chunk leaves the index."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(path), check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(f"PRAGMA user_version={STATE_FORMAT_VERSION}")
-        self._db.execute("CREATE TABLE IF NOT EXISTS vectors (model TEXT, hash TEXT, vec BLOB, PRIMARY KEY (model, hash))")
+        self._db = open_db(path, kind="vector cache", autocommit=False,
+                           schema="CREATE TABLE IF NOT EXISTS vectors (model TEXT, hash TEXT, vec BLOB, PRIMARY KEY (model, hash));")
         self._lock = threading.Lock()
 
     def get(self, model: str, hashes: list[str]) -> dict[str, np.ndarray]:

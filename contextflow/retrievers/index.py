@@ -24,12 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from contextflow.core.db import open_db
 from contextflow.retrievers.ast_index import analyze
 from contextflow.retrievers.bm25 import BM25Index, code_tokens
 from contextflow.retrievers.chunks import Chunk, chunk_file
 from contextflow.retrievers.secrets import redact
 from contextflow.retrievers.walk import DEFAULT_MAX_FILE_BYTES, GitRunner, read_text, run_git, walk_repo
-from contextflow.core.state import STATE_FORMAT_VERSION, StateDir
+from contextflow.core.state import StateDir
 from contextflow.retrievers.embeddings import EmbeddingStore
 from contextflow.retrievers.graph import build_file_graph
 from contextflow.retrievers.graph import pagerank
@@ -128,11 +129,7 @@ class RepoIndex:
         if self._db is None:
             self.state.ensure()
             self.folder.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(str(self.folder / "meta.db"), check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(_SCHEMA)
-            db.execute(f"PRAGMA user_version={STATE_FORMAT_VERSION}")
+            db = open_db(self.folder / "meta.db", kind="index metadata", schema=_SCHEMA, autocommit=False)
             db.execute("INSERT OR IGNORE INTO info VALUES ('root', ?)", (str(self.root),))
             db.commit()
             self._db = db

@@ -1,8 +1,12 @@
-"""``run``/``arun`` and ``resume``/``aresume``: the library's entry points for executing a pipeline."""
+"""``run``/``arun`` and ``resume``/``aresume``: the engine's entry points for executing a pipeline.
+
+They run against the run store and event sinks they are given (a ``RunStore``: the project's
+``runs.db``, or a ``MemoryRunStore``) and never choose a store themselves; :mod:`contextflow.api`
+is where the project's defaults are opened.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 from datetime import datetime, timezone
@@ -14,13 +18,15 @@ from contextflow.cost.budget import Budget, Ledger, MemoryLedger
 from contextflow.dags.imports import Allowlist
 from contextflow.dags.plan import Plan, PlanError, build_plan
 from contextflow.dags.spec import BudgetSpec, PipelineSpec
+from contextflow.core.db import StateError
 from contextflow.core.errors import UserError
-from contextflow.runtime.cache import ResultCache
+from contextflow.runtime.cache import MemoryResultCache, ResultCache
 from contextflow.runtime.checkpoints import CHECKPOINT_MODES, CheckpointMode
 from contextflow.runtime.context import CallLimits, RunContext
 from contextflow.core.events import EventBus, EventSink
 from contextflow.runtime.executor import Executor, LocalExecutor
 from contextflow.runtime.gates import Gate
+from contextflow.runtime.interrupts import run_sync
 from contextflow.core.results import RunResult
 from contextflow.runtime.scheduler import Scheduler
 from contextflow.runtime.store import RunStore
@@ -119,6 +125,7 @@ async def _execute(
     cache: bool,
     allow_imports: Iterable[str],
     gate: Gate | None,
+    result_cache: ResultCache | MemoryResultCache | None = None,
     prior: dict[str, Any] | None = None,
     resumed: bool = False,
     checkpoint: CheckpointMode = "node",
@@ -144,7 +151,8 @@ async def _execute(
     ctx = RunContext(
         run_id=run_id, spec=spec, bus=bus, budget=budget, executor=executor,
         limits=CallLimits(spec.defaults.provider_limits), allowlist=Allowlist.build(allow_imports), state=state,
-        cache=ResultCache(state.cache_dir) if cache else None, workdir=workdir, default_model=model,
+        cache=(result_cache if result_cache is not None else ResultCache(state.cache_dir)) if cache else None,  # type: ignore[arg-type]
+        workdir=workdir, default_model=model,
     )
     if model_plan:
         ctx.extras["model_plan"] = model_plan  # the ladders llm calls may step down (LLMCaller)
@@ -162,6 +170,7 @@ async def arun(
     pipeline: Plan | PipelineSpec | str | os.PathLike[str] | Mapping[str, Any],
     inputs: Mapping[str, Any] | None = None,
     *,
+    store: RunStore,
     project: str | os.PathLike[str] | None = None,
     sinks: Iterable[EventSink] = (),
     trace: bool = True,
@@ -172,6 +181,7 @@ async def arun(
     model: str | None = None,
     workdir: str | os.PathLike[str] | None = None,
     cache: bool = True,
+    result_cache: ResultCache | MemoryResultCache | None = None,
     allow_imports: Iterable[str] = (),
     gate: Gate | None = None,
     checkpoint: CheckpointMode = "node",
@@ -184,9 +194,10 @@ async def arun(
     planner (:mod:`contextflow.cost.planner`) chooses, and let calls step down a rung when what
     is left of the budget cannot cover a rung's worst case.
 
-    Every finished node is checkpointed in the project's run store as it finishes
-    (``checkpoint``: see :mod:`contextflow.runtime.checkpoints`), so an interrupted run can be
-    continued with :func:`aresume`.
+    Every finished node is checkpointed in ``store`` as it finishes (``checkpoint``: see
+    :mod:`contextflow.runtime.checkpoints`), so an interrupted run can be continued with
+    :func:`aresume` on the same store. ``cache``: reuse results of identical earlier calls, from
+    ``result_cache`` (default: the files under the project's state folder).
     """
     if checkpoint not in CHECKPOINT_MODES:
         raise UserError(f"unknown checkpoint mode '{checkpoint}'", hint=f"use one of {', '.join(CHECKPOINT_MODES)}")
@@ -197,34 +208,33 @@ async def arun(
     if plan_models:
         planned = planner.plan_rungs(spec, budget, default_model=model or spec.defaults.model or default_model())
         spec, plan = planner.apply_plan(spec, planned), None
-    state = StateDir.for_project(project).ensure()
+    state = StateDir.for_project(project)
     run_id = run_id or new_run_id()
     root = Path(workdir) if workdir is not None else Path(project) if project is not None else Path.cwd()
     allow_imports = list(allow_imports)
     options = {"model": model, "workdir": str(root.resolve()), "cache": cache, "allow_imports": allow_imports,
                "autonomy": autonomy, "checkpoint": checkpoint, "planned_rungs": planned}
-    store = RunStore(state.runs_db)
+    store.create_run(
+        run_id, pipeline=spec.name, spec=spec.model_dump(mode="json", by_alias=True, exclude_unset=True),
+        inputs=bound, project=str(project) if project is not None else None,
+        budget=budget.model_dump() if budget else None, options=options,
+    )
+    store.claim_run(run_id)
     try:
-        store.create_run(
-            run_id, pipeline=spec.name, spec=spec.model_dump(mode="json", by_alias=True, exclude_unset=True),
-            inputs=bound, project=str(project) if project is not None else None,
-            budget=budget.model_dump() if budget else None, options=options,
-        )
-        store.claim_run(run_id)
         return await _execute(
             spec, bound, run_id=run_id, state=state, store=store, sinks=sinks, trace=trace, executor=executor,
             budget=_budget(spec, budget, ledger=ledger), model=model, workdir=root, cache=cache, allow_imports=allow_imports,
-            gate=gate, checkpoint=checkpoint, plan=plan, autonomy=autonomy,
+            gate=gate, checkpoint=checkpoint, plan=plan, autonomy=autonomy, result_cache=result_cache,
             model_plan=_model_plan(spec, planned),
         )
     finally:
-        store.release_run(run_id)
-        store.close()
+        _release(store, run_id)
 
 
 async def aresume(
     run_id: str,
     *,
+    store: RunStore,
     project: str | os.PathLike[str] | None = None,
     sinks: Iterable[EventSink] = (),
     trace: bool = True,
@@ -232,25 +242,24 @@ async def aresume(
     budget: BudgetSpec | None = None,
     gate: Gate | None = None,
     ledger: Ledger | None = None,
+    result_cache: ResultCache | MemoryResultCache | None = None,
 ) -> RunResult:
-    """Continue a run: nodes already finished keep their stored results; the rest run now."""
+    """Continue a run of ``store``: nodes already finished keep their stored results; the rest run now."""
     state = StateDir.for_project(project)
-    if not state.runs_db.exists():
-        raise UserError(f"no run store at {state.runs_db}", hint="run a pipeline first, or pass the project folder")
-    store = RunStore(state.runs_db)
+    record = store.get_run(run_id)
+    if record is None:
+        recent = ", ".join(r.run_id for r in store.list_runs(5)) or "none"
+        where = getattr(store, "path", None) or "the run store"
+        raise UserError(f"no run '{run_id}' in {where}", hint=f"recent runs: {recent}")
+    spec = PipelineSpec.model_validate(record.spec)
+    prior = {nid: r for nid, r in store.load_nodes(run_id).items() if r.finished}
+    spent_cost = sum(r.cost_usd for r in prior.values())
+    spent_tokens = sum(r.usage.total_tokens for r in prior.values())
+    if budget is None and record.budget:
+        budget = BudgetSpec.model_validate(record.budget)
+    options = record.options
+    store.claim_run(run_id)
     try:
-        record = store.get_run(run_id)
-        if record is None:
-            recent = ", ".join(r.run_id for r in store.list_runs(5)) or "none"
-            raise UserError(f"no run '{run_id}' in {state.runs_db}", hint=f"recent runs: {recent}")
-        spec = PipelineSpec.model_validate(record.spec)
-        prior = {nid: r for nid, r in store.load_nodes(run_id).items() if r.finished}
-        spent_cost = sum(r.cost_usd for r in prior.values())
-        spent_tokens = sum(r.usage.total_tokens for r in prior.values())
-        if budget is None and record.budget:
-            budget = BudgetSpec.model_validate(record.budget)
-        options = record.options
-        store.claim_run(run_id)
         store.set_run_status(run_id, "running")
         return await _execute(
             spec, record.inputs, run_id=run_id, state=state, store=store, sinks=sinks, trace=trace,
@@ -258,11 +267,19 @@ async def aresume(
             workdir=Path(options.get("workdir") or Path.cwd()), cache=bool(options.get("cache", True)),
             allow_imports=options.get("allow_imports") or (), gate=gate, prior=prior, resumed=True,
             checkpoint=options.get("checkpoint") or "node", autonomy=options.get("autonomy"),
-            model_plan=_model_plan(spec, options.get("planned_rungs")),
+            model_plan=_model_plan(spec, options.get("planned_rungs")), result_cache=result_cache,
         )
     finally:
+        _release(store, run_id)
+
+
+def _release(store: RunStore, run_id: str) -> None:
+    """Give up the run's ownership. A failure here (a full disk) must not hide the run's result:
+    an owner that has exited never blocks a later resume."""
+    try:
         store.release_run(run_id)
-        store.close()
+    except StateError:
+        pass
 
 
 def _model_plan(spec: PipelineSpec, planned: Mapping[str, str] | None) -> dict[str, list[str]] | None:

@@ -14,7 +14,8 @@ import getpass
 import json
 import time
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from contextlib import nullcontext
+from typing import Any, ContextManager, Iterable, Mapping
 
 from contextflow.cost.budget import Caps
 from contextflow.dags.refs import resolve_value
@@ -24,6 +25,7 @@ from contextflow.core.events import DecisionRecorded, EventSink
 from contextflow.runtime.handlers import HANDLERS
 from contextflow.runtime.policies import policies_for
 from contextflow.core.results import NodeResult, to_jsonable
+from contextflow.runtime.sqlite_store import SQLiteRunStore
 from contextflow.runtime.store import Decision, RunStore
 from contextflow.runtime.tools import confine, patch_paths
 from contextflow.core.state import StateDir
@@ -253,26 +255,28 @@ class ApprovalGate:
 # decisions from the CLI, the viewer or Python ------------------------------------------------
 
 
-def _open(project: Any) -> tuple[StateDir, RunStore]:
+def _open(project: Any, store: RunStore | None = None) -> ContextManager[RunStore]:
+    """The run store to decide in: ``store`` as given (left open), or the project's ``runs.db``."""
+    if store is not None:
+        return nullcontext(store)
     state = StateDir.for_project(project)
     if not state.runs_db.exists():
         raise UserError(f"no run store at {state.runs_db}", hint="pass the project folder of the run")
-    return state, RunStore(state.runs_db)
+    return SQLiteRunStore(state.runs_db)
 
 
-def pending(run_id: str, *, project: Any = None) -> dict[str, dict[str, Any]]:
+def pending(run_id: str, *, project: Any = None, store: RunStore | None = None) -> dict[str, dict[str, Any]]:
     """The run's waiting nodes and what each proposes."""
-    _, store = _open(project)
-    with store:
+    with _open(project, store) as store:
         if store.get_run(run_id) is None:
             raise UserError(f"no run '{run_id}'", hint="list runs with 'contextflow runs'")
         return {nid: r.value for nid, r in store.load_nodes(run_id).items() if r.status == "waiting"}
 
 
 def _decide(run_id: str, node_id: str, decision: str, *, project: Any, actor: str | None, payload: Any,
-            comment: str | None, edit: Any = None, sinks: Iterable[EventSink] = ()) -> int:
-    _, store = _open(project)
-    with store:
+            comment: str | None, edit: Any = None, sinks: Iterable[EventSink] = (),
+            store: RunStore | None = None) -> int:
+    with _open(project, store) as store:
         if store.get_run(run_id) is None:
             raise UserError(f"no run '{run_id}'", hint="list runs with 'contextflow runs'")
         row = store.load_nodes(run_id).get(node_id)
@@ -333,33 +337,32 @@ def editable(proposal: dict[str, Any]) -> Any:
 
 
 def approve(run_id: str, node_id: str, *, project: Any = None, actor: str | None = None,
-            comment: str | None = None, sinks: Iterable[EventSink] = ()) -> int:
+            comment: str | None = None, sinks: Iterable[EventSink] = (), store: RunStore | None = None) -> int:
     """Let a waiting node go on; the run continues on ``resume``.
 
     Approving an escalation whose worst case would pass the budget also grants the shortfall:
     the run's cap is raised by exactly what the pricier call could need beyond it.
     """
     return _decide(run_id, node_id, "approve", project=project, actor=actor, payload=None, comment=comment,
-                   sinks=sinks)
+                   sinks=sinks, store=store)
 
 
 def edit(run_id: str, node_id: str, value: Any, *, project: Any = None, actor: str | None = None,
-         comment: str | None = None, sinks: Iterable[EventSink] = ()) -> int:
+         comment: str | None = None, sinks: Iterable[EventSink] = (), store: RunStore | None = None) -> int:
     """Replace a waiting node's tool arguments (before it acts) or its held output, then let it go on."""
     return _decide(run_id, node_id, "edit", project=project, actor=actor, payload=None, comment=comment, edit=value,
-                   sinks=sinks)
+                   sinks=sinks, store=store)
 
 
 def reject(run_id: str, node_id: str, *, abort: bool = False, project: Any = None, actor: str | None = None,
-           comment: str | None = None, sinks: Iterable[EventSink] = ()) -> int:
+           comment: str | None = None, sinks: Iterable[EventSink] = (), store: RunStore | None = None) -> int:
     """Skip a waiting node and what depends only on it, or (``abort``) stop the whole run."""
     return _decide(run_id, node_id, "reject", project=project, actor=actor, payload={"abort": abort}, comment=comment,
-                   sinks=sinks)
+                   sinks=sinks, store=store)
 
 
-def decisions(run_id: str, *, project: Any = None) -> list[Decision]:
-    _, store = _open(project)
-    with store:
+def decisions(run_id: str, *, project: Any = None, store: RunStore | None = None) -> list[Decision]:
+    with _open(project, store) as store:
         return store.decisions(run_id)
 
 

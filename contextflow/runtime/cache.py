@@ -100,3 +100,32 @@ class ResultCache:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+class MemoryResultCache:
+    """The same cache kept in a dictionary, for runs that write nothing to disk.
+
+    Entries are stored encoded, as on disk, so a hit returns a fresh copy of the value."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, tuple[str, Usage, float, str | None, float]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: str, *, ttl_s: float | None = None) -> CacheEntry | None:
+        found = self._entries.get(key)
+        if found is None:
+            return None
+        value, usage, cost, model, created = found
+        if ttl_s is not None and time.time() - created > ttl_s:
+            return None
+        return CacheEntry(decode_value(value), Usage(usage.input_tokens, usage.output_tokens,
+                                                     usage.cache_read_tokens, usage.reasoning_tokens),
+                          cost, model, created)
+
+    def put(self, key: str, entry: CacheEntry) -> None:
+        u = entry.usage
+        self._entries[key] = (encode_value(entry.value),
+                              Usage(u.input_tokens, u.output_tokens, u.cache_read_tokens, u.reasoning_tokens),
+                              entry.cost_usd, entry.model, entry.created_at)

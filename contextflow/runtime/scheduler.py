@@ -186,7 +186,11 @@ class Scheduler:
             failed = [r for r in self.results.values() if r.status == "failed"]
             error = "; ".join(f"{r.node_id}: {r.error}" for r in failed[:3]) or None
         if self.run_store is not None:
-            self.run_store.set_run_status(self.ctx.run_id, status, error=error, outputs=outputs, cost_usd=cost)
+            try:
+                self.run_store.set_run_status(self.ctx.run_id, status, error=error, outputs=outputs, cost_usd=cost)
+            except Exception as exc:  # e.g. a full disk: the caller still gets every result computed
+                error = f"{error}; " if error else ""
+                error += f"the run store could not record how the run ended: {exc}"
         self._emit(RunFinished(self.ctx.run_id, status, outputs, cost, usage, error=error))  # type: ignore[arg-type]
         return RunResult(self.ctx.run_id, status, outputs, cost, usage, self.results, self.plan.spec.name, error)  # type: ignore[arg-type]
 

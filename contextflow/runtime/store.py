@@ -1,11 +1,14 @@
-"""The run store: runs, their specs and every node's result, in SQLite (WAL).
+"""What the runtime needs from a run store, and the records it reads back.
 
-Durability: each batch of finished nodes is committed before any dependent starts and before the
-run reports them, so a ``kill -9`` loses nothing a later step relied on. The database runs in WAL
-mode with ``synchronous=NORMAL``: a commit is an append to the WAL without an fsync, which survives
-the process being killed (the OS still holds the pages) but may lose the last commits if the whole
-machine loses power. That is the usual trade for a checkpoint store (a lost checkpoint means one
-node runs again, never a corrupt database); ``durable=True`` selects ``synchronous=FULL``.
+A run store keeps runs (spec, inputs, status, outputs), every node's result (the checkpoints a
+resume starts from), who executes a run, and the decisions people made on waiting nodes. The
+runtime is given one, like a checkpointer: :class:`~contextflow.runtime.sqlite_store.SQLiteRunStore`
+is the project's ``runs.db`` (the default chosen by :mod:`contextflow.api`), and
+:class:`~contextflow.runtime.memory_store.MemoryRunStore` keeps everything in the process.
+
+Node results travel as rows (:func:`node_row`): the value, usage and attempts are encoded to
+JSON when the node finishes, so a store holds a snapshot that later changes to the value cannot
+reach, and every store gives back the same thing (:func:`node_from_row`).
 
 Approvals (``runtime.approvals``) use the ``decisions`` table and the ``waiting`` node state.
 """
@@ -13,72 +16,15 @@ Approvals (``runtime.approvals``) use the ``decisions`` table and the ``waiting`
 from __future__ import annotations
 
 import json
-import os
-import socket
-import sqlite3
-import threading
-import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Protocol, runtime_checkable
 
 from contextflow.core.events import Usage
 from contextflow.core.results import NodeResult, decode_value, encode_attempts, encode_value, usage_from_dict
-from contextflow.core.errors import UserError
-from contextflow.core.state import STATE_FORMAT_VERSION
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS runs (
-    run_id TEXT PRIMARY KEY,
-    pipeline TEXT NOT NULL,
-    spec_json TEXT NOT NULL,
-    inputs_json TEXT NOT NULL,
-    status TEXT NOT NULL,
-    project TEXT,
-    budget_json TEXT,
-    options_json TEXT,
-    outputs_json TEXT,
-    cost_usd REAL NOT NULL DEFAULT 0,
-    error TEXT,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS node_results (
-    run_id TEXT NOT NULL,
-    node_id TEXT NOT NULL,
-    status TEXT NOT NULL,
-    value_json TEXT,
-    usage_json TEXT,
-    cost_usd REAL NOT NULL DEFAULT 0,
-    model TEXT,
-    attempts_json TEXT,
-    cache_hit INTEGER NOT NULL DEFAULT 0,
-    started_at REAL,
-    finished_at REAL,
-    error TEXT,
-    error_type TEXT,
-    PRIMARY KEY (run_id, node_id)
-);
-CREATE TABLE IF NOT EXISTS decisions (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    run_id TEXT NOT NULL,
-    node_id TEXT NOT NULL,
-    decision TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    payload_json TEXT,
-    diff TEXT,
-    comment TEXT,
-    created_at REAL NOT NULL,
-    applied INTEGER NOT NULL DEFAULT 0
-);
-CREATE INDEX IF NOT EXISTS decisions_run ON decisions(run_id, node_id);
-CREATE TABLE IF NOT EXISTS run_owners (
-    run_id TEXT PRIMARY KEY,
-    host TEXT NOT NULL,
-    pid INTEGER NOT NULL,
-    claimed_at REAL NOT NULL
-);
-"""
+#: A node result as stored: (run_id, node_id, status, value_json, usage_json, cost_usd, model,
+#: attempts_json, cache_hit, started_at, finished_at, error, error_type).
+NodeRow = tuple[Any, ...]
 
 
 @dataclass(frozen=True)
@@ -112,207 +58,52 @@ class Decision:
     applied: bool
 
 
-class RunStore:
-    """One SQLite file; safe to share between threads of a process and between processes."""
-
-    def __init__(self, path: str | Path, *, durable: bool = False) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()
-        self._conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
-        self._conn.execute("PRAGMA busy_timeout=30000")
-        with self._lock:
-            self._conn.executescript(_SCHEMA)
-            self._conn.execute(f"PRAGMA user_version={STATE_FORMAT_VERSION}")
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-    def __enter__(self) -> "RunStore":
-        return self
-
-    def __exit__(self, *_: Any) -> None:
-        self.close()
-
-    # runs ---------------------------------------------------------------------------------
+@runtime_checkable
+class RunStore(Protocol):
+    """The run store the scheduler, resume and approvals use. Safe to call from several threads."""
 
     def create_run(
-        self,
-        run_id: str,
-        *,
-        pipeline: str,
-        spec: dict[str, Any],
-        inputs: dict[str, Any],
-        project: str | None = None,
-        budget: dict[str, Any] | None = None,
-        options: dict[str, Any] | None = None,
+        self, run_id: str, *, pipeline: str, spec: dict[str, Any], inputs: dict[str, Any],
+        project: str | None = None, budget: dict[str, Any] | None = None, options: dict[str, Any] | None = None,
     ) -> None:
-        now = time.time()
-        with self._lock:
-            if self._conn.execute("SELECT 1 FROM runs WHERE run_id = ?", (run_id,)).fetchone():
-                raise UserError(f"a run with id '{run_id}' already exists", hint=f"contextflow resume {run_id}")
-            self._conn.execute(
-                "INSERT INTO runs (run_id, pipeline, spec_json, inputs_json, status, project, budget_json,"
-                " options_json, created_at, updated_at) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
-                (
-                    run_id, pipeline, json.dumps(spec), encode_value(inputs), project,
-                    json.dumps(budget) if budget is not None else None, json.dumps(options or {}), now, now,
-                ),
-            )
+        """Record a new run as ``running``; a run id already stored is a ``UserError``."""
 
     def set_run_status(
-        self,
-        run_id: str,
-        status: str,
-        *,
-        error: str | None = None,
-        outputs: dict[str, Any] | None = None,
+        self, run_id: str, status: str, *, error: str | None = None, outputs: dict[str, Any] | None = None,
         cost_usd: float | None = None,
-    ) -> None:
-        with self._lock:
-            self._conn.execute(
-                "UPDATE runs SET status = ?, error = ?, outputs_json = COALESCE(?, outputs_json),"
-                " cost_usd = COALESCE(?, cost_usd), updated_at = ? WHERE run_id = ?",
-                (status, error, encode_value(outputs) if outputs is not None else None, cost_usd, time.time(), run_id),
-            )
+    ) -> None: ...
 
-    def get_run(self, run_id: str) -> RunRecord | None:
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT run_id, pipeline, spec_json, inputs_json, status, project, budget_json, options_json,"
-                " outputs_json, cost_usd, error, created_at, updated_at FROM runs WHERE run_id = ?",
-                (run_id,),
-            ).fetchone()
-        return _run_record(row) if row else None
+    def get_run(self, run_id: str) -> RunRecord | None: ...
 
     def list_runs(self, limit: int = 50) -> list[RunRecord]:
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT run_id, pipeline, spec_json, inputs_json, status, project, budget_json, options_json,"
-                " outputs_json, cost_usd, error, created_at, updated_at FROM runs"
-                " ORDER BY created_at DESC LIMIT ?",
-                (limit,),
-            ).fetchall()
-        return [_run_record(r) for r in rows]
-
-    # node results -------------------------------------------------------------------------
+        """The most recent runs first."""
 
     def save_nodes(self, run_id: str, results: Iterable[NodeResult]) -> None:
-        """Persist finished (or waiting/failed) nodes in one transaction."""
-        self.save_rows([node_row(run_id, r) for r in results])
+        """Persist finished (or waiting/failed) nodes together: all of them or none."""
 
-    def save_rows(self, rows: list[tuple[Any, ...]]) -> None:
-        """Commit rows made by :func:`node_row` in one transaction."""
-        if not rows:
-            return
-        with self._lock:
-            self._conn.execute("BEGIN")
-            try:
-                self._conn.executemany(
-                    "INSERT OR REPLACE INTO node_results (run_id, node_id, status, value_json, usage_json,"
-                    " cost_usd, model, attempts_json, cache_hit, started_at, finished_at, error, error_type)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+    def save_node(self, run_id: str, result: NodeResult) -> None: ...
 
-    def save_node(self, run_id: str, result: NodeResult) -> None:
-        self.save_nodes(run_id, [result])
+    def save_rows(self, rows: list[NodeRow]) -> None:
+        """Persist rows made by :func:`node_row` (possibly of several runs) together."""
 
-    def load_nodes(self, run_id: str) -> dict[str, NodeResult]:
-        with self._lock:
-            rows = self._conn.execute(
-                "SELECT node_id, status, value_json, usage_json, cost_usd, model, attempts_json, cache_hit,"
-                " started_at, finished_at, error, error_type FROM node_results WHERE run_id = ?",
-                (run_id,),
-            ).fetchall()
-        return {
-            r[0]: NodeResult(
-                node_id=r[0], status=r[1], value=decode_value(r[2]),
-                usage=usage_from_dict(json.loads(r[3]) if r[3] else None), cost_usd=float(r[4] or 0.0),
-                model=r[5], attempts=json.loads(r[6]) if r[6] else [], cache_hit=bool(r[7]),
-                started_at=r[8], finished_at=r[9], error=r[10], error_type=r[11],
-            )
-            for r in rows
-        }
-
-    # ownership: one process executes a run at a time ---------------------------------------
+    def load_nodes(self, run_id: str) -> dict[str, NodeResult]: ...
 
     def claim_run(self, run_id: str) -> None:
-        """Record this process as the run's executor; refuse while another live process on this
-        host holds it. A holder that died (kill -9, crash) does not block a resume."""
-        host, pid = socket.gethostname(), os.getpid()
-        with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._conn.execute("SELECT host, pid FROM run_owners WHERE run_id = ?", (run_id,)).fetchone()
-                if row and row[0] == host and row[1] != pid and _alive(row[1]):
-                    raise UserError(
-                        f"run '{run_id}' is being executed by process {row[1]}",
-                        hint="wait for it to finish, or stop that process first",
-                    )
-                self._conn.execute(
-                    "INSERT OR REPLACE INTO run_owners (run_id, host, pid, claimed_at) VALUES (?, ?, ?, ?)",
-                    (run_id, host, pid, time.time()),
-                )
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        """Record this process as the run's executor; refuse while another live one holds it."""
 
-    def release_run(self, run_id: str) -> None:
-        with self._lock:
-            self._conn.execute("DELETE FROM run_owners WHERE run_id = ? AND pid = ?", (run_id, os.getpid()))
-
-    # approvals seam -----------------------------------------------------------------------
+    def release_run(self, run_id: str) -> None: ...
 
     def record_decision(
-        self,
-        run_id: str,
-        node_id: str,
-        decision: str,
-        *,
-        actor: str,
-        payload: Any = None,
-        diff: str | None = None,
-        comment: str | None = None,
-    ) -> int:
-        with self._lock:
-            cur = self._conn.execute(
-                "INSERT INTO decisions (run_id, node_id, decision, actor, payload_json, diff, comment, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (run_id, node_id, decision, actor, encode_value(payload), diff, comment, time.time()),
-            )
-            return int(cur.lastrowid or 0)
+        self, run_id: str, node_id: str, decision: str, *, actor: str, payload: Any = None,
+        diff: str | None = None, comment: str | None = None,
+    ) -> int: ...
 
     def decisions(self, run_id: str, *, pending_only: bool = False) -> list[Decision]:
-        query = (
-            "SELECT id, run_id, node_id, decision, actor, payload_json, diff, comment, created_at, applied"
-            " FROM decisions WHERE run_id = ?" + (" AND applied = 0" if pending_only else "") + " ORDER BY id"
-        )
-        with self._lock:
-            rows = self._conn.execute(query, (run_id,)).fetchall()
-        return [Decision(r[0], r[1], r[2], r[3], r[4], decode_value(r[5]), r[6], r[7], r[8], bool(r[9])) for r in rows]
+        """The run's decisions in the order they were made."""
 
-    def mark_decision_applied(self, decision_id: int) -> None:
-        with self._lock:
-            self._conn.execute("UPDATE decisions SET applied = 1 WHERE id = ?", (decision_id,))
+    def mark_decision_applied(self, decision_id: int) -> None: ...
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    def close(self) -> None: ...
 
 
 def _usage_json(u: Usage) -> str | None:
@@ -324,7 +115,7 @@ def _usage_json(u: Usage) -> str | None:
     )
 
 
-def node_row(run_id: str, r: NodeResult) -> tuple[Any, ...]:
+def node_row(run_id: str, r: NodeResult) -> NodeRow:
     return (
         run_id, r.node_id, r.status, encode_value(r.value), _usage_json(r.usage), r.cost_usd,
         r.model, encode_attempts(r.attempts) if r.attempts else None, int(r.cache_hit), r.started_at,
@@ -332,7 +123,29 @@ def node_row(run_id: str, r: NodeResult) -> tuple[Any, ...]:
     )
 
 
-def _run_record(row: tuple[Any, ...]) -> RunRecord:
+def node_from_row(row: NodeRow) -> NodeResult:
+    """The result a :func:`node_row` encoded, given the row without its leading run id."""
+    return NodeResult(
+        node_id=row[0], status=row[1], value=decode_value(row[2]),
+        usage=usage_from_dict(json.loads(row[3]) if row[3] else None), cost_usd=float(row[4] or 0.0),
+        model=row[5], attempts=json.loads(row[6]) if row[6] else [], cache_hit=bool(row[7]),
+        started_at=row[8], finished_at=row[9], error=row[10], error_type=row[11],
+    )
+
+
+def run_row(
+    run_id: str, *, pipeline: str, spec: dict[str, Any], inputs: dict[str, Any], status: str, project: str | None,
+    budget: dict[str, Any] | None, options: dict[str, Any] | None, created_at: float,
+) -> tuple[Any, ...]:
+    """A run as stored, in :func:`run_record`'s column order."""
+    return (
+        run_id, pipeline, json.dumps(spec), encode_value(inputs), status, project,
+        json.dumps(budget) if budget is not None else None, json.dumps(options or {}), None, 0.0, None,
+        created_at, created_at,
+    )
+
+
+def run_record(row: tuple[Any, ...]) -> RunRecord:
     return RunRecord(
         run_id=row[0], pipeline=row[1], spec=json.loads(row[2]), inputs=decode_value(row[3]) or {},
         status=row[4], project=row[5], budget=json.loads(row[6]) if row[6] else None,

@@ -1,14 +1,17 @@
-"""The trace database's schema (SQLite, WAL) and how to open it."""
+"""The trace database: its schema (SQLite) and where it lives, a file (``traces.db``) or memory."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import ClassVar, Iterator
 
-from contextflow.core.state import STATE_FORMAT_VERSION
+from contextflow.core.db import StateError, guard, open_db
+
+KIND = "trace store"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -43,46 +46,104 @@ CREATE INDEX IF NOT EXISTS spans_by_run ON spans(run_id, start);
 """
 
 
-_shared: dict[Path, sqlite3.Connection] = {}
-_shared_lock = threading.Lock()
+class TraceDatabase:
+    """Where a trace is kept. Sinks write through it and stores read through it.
 
+    A file database (:meth:`at`) is shared per path within a process: opening SQLite, switching
+    to WAL and checking the schema costs tens of milliseconds and a sink is created per run, so
+    every sink writes through one long-lived connection. Reads open their own read-only
+    connection, so a folder that cannot be written can still be read. An in-memory database
+    (:meth:`in_memory`) is one connection that writes and reads share; it vanishes with the object.
+    """
 
-@contextmanager
-def writer(path: Path) -> Iterator[sqlite3.Connection]:
-    """The process's one write connection to ``path``, held under a lock for one transaction.
+    _by_path: ClassVar[dict[Path, TraceDatabase]] = {}
+    _by_path_lock = threading.Lock()
 
-    Opening SQLite, switching to WAL and checking the schema costs tens of milliseconds; a sink is
-    created per run, so sinks share one long-lived connection per database instead."""
-    key = path.resolve()
-    with _shared_lock:
-        db = _shared.get(key)
-        if db is None or not key.exists():
-            with connect(path):
-                pass  # creates the file and the schema
-            db = sqlite3.connect(str(key), timeout=30, check_same_thread=False, isolation_level=None)
-            db.execute("PRAGMA synchronous=NORMAL")
-            _shared[key] = db
-        db.execute("BEGIN IMMEDIATE")
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = None
+
+    @classmethod
+    def at(cls, path: str | os.PathLike[str]) -> TraceDatabase:
+        key = Path(path).resolve()
+        with cls._by_path_lock:
+            found = cls._by_path.get(key)
+            if found is None:
+                found = cls._by_path[key] = cls(key)
+            return found
+
+    @classmethod
+    def in_memory(cls) -> TraceDatabase:
+        return cls(None)
+
+    @classmethod
+    def of(cls, where: str | os.PathLike[str] | TraceDatabase) -> TraceDatabase:
+        return where if isinstance(where, TraceDatabase) else cls.at(where)
+
+    def exists(self) -> bool:
+        return self.path is None or self.path.exists()
+
+    def __repr__(self) -> str:
+        return f"TraceDatabase({str(self.path) if self.path is not None else 'in memory'})"
+
+    def close(self) -> None:
+        """Close this process's write connection to a file (the next write opens it again)."""
+        with self._lock:
+            if self.path is not None and self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def _writer(self) -> sqlite3.Connection:
+        if self._conn is not None and (self.path is None or self.path.exists()):
+            return self._conn
+        if self._conn is not None:  # the file was removed under us: start a new one
+            self._conn.close()
+        self._conn = open_db(self.path, kind=KIND, schema=_SCHEMA)
+        return self._conn
+
+    def open(self) -> None:
+        """Open (or create) the database for writing now: a damaged, too new or unreachable file
+        is then reported before a run starts, not later by a sink's background writer."""
+        with self._lock:
+            self._writer()
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        """The write connection, held under a lock for one transaction."""
+        with self._lock:
+            try:
+                with guard(self.path, KIND):
+                    db = self._writer()
+                    db.execute("BEGIN IMMEDIATE")
+                    try:
+                        yield db
+                        db.execute("COMMIT")
+                    except BaseException:
+                        if db.in_transaction:
+                            try:
+                                db.execute("ROLLBACK")
+                            except sqlite3.Error:
+                                pass  # the first error is the one to report
+                        raise
+            except StateError:
+                if self.path is not None and self._conn is not None:
+                    # The next write opens the file afresh (space freed, file replaced). Never for
+                    # a database in memory: its connection is all there is of it.
+                    self._conn.close()
+                    self._conn = None
+                raise
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite3.Connection]:
+        """A connection to read from (the caller checks :meth:`exists` first for a file)."""
+        if self.path is None:
+            with self._lock, guard(None, KIND):
+                yield self._writer()
+            return
+        db = open_db(self.path, kind=KIND, readonly=True)
         try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
-
-
-@contextmanager
-def connect(path: Path) -> Iterator[sqlite3.Connection]:
-    """A connection in WAL mode with the schema in place; commits on success."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    db = sqlite3.connect(str(path), timeout=30)
-    try:
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        if db.execute("PRAGMA user_version").fetchone()[0] == 0:
-            db.executescript(_SCHEMA)
-            db.execute(f"PRAGMA user_version={STATE_FORMAT_VERSION}")
-        yield db
-        db.commit()
-    finally:
-        db.close()
+            with guard(self.path, KIND):
+                yield db
+        finally:
+            db.close()

@@ -7,19 +7,26 @@ not wait. Readers in the same process call :func:`drain` first (``TraceStore`` d
 ``atexit`` hook drains before the interpreter exits, so no finished run's trace is lost.
 
 Span ids are derived from the run and node ids, so a resumed run extends the same trace.
+
+A trace that cannot be written (a full disk, a read-only folder, a damaged file) must not take
+the run down with it: the writer keeps the first error in :attr:`TraceSink.error`, logs it once
+as a warning (``contextflow.trace``: on stderr when logging is not configured) and drops further
+batches.
 """
 
 from __future__ import annotations
 
 import atexit
 import json
+import logging
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from contextflow.core import events as ev
-from contextflow.trace.schema import writer
+from contextflow.core.db import StateError
+from contextflow.trace.schema import TraceDatabase
 from contextflow.core.catalog import lookup
 
 MAX_TEXT = 100_000  # characters of a prompt or response kept per span
@@ -28,14 +35,16 @@ FLUSH_INTERVAL_S = 0.25
 # instead of competing with it for the GIL; readers and close(wait=True) cut the wait short.
 CLOSE_GRACE_S = 0.1
 
+_log = logging.getLogger("contextflow.trace")
 _live: set["TraceSink"] = set()
 _live_lock = threading.Lock()
 
 
-def drain(db_path: str | Path | None = None, timeout: float = 30.0) -> None:
+def drain(db_path: str | Path | TraceDatabase | None = None, timeout: float = 30.0) -> None:
     """Wait until every closed sink (writing to ``db_path``, or any) has written its spans."""
+    target = None if db_path is None else TraceDatabase.of(db_path)
     with _live_lock:
-        sinks = [s for s in _live if db_path is None or s.db_path == Path(db_path)]
+        sinks = [s for s in _live if target is None or s.database is target]
     for sink in sinks:
         if sink._closed:
             sink._hurry.set()
@@ -77,10 +86,13 @@ def _provider(model: str | None, given: str | None) -> str | None:
 
 
 class TraceSink:
-    """An event sink that records spans in ``db_path``; use as ``sinks=[TraceSink(path)]``."""
+    """An event sink that records spans in ``db_path`` (a file, or a :class:`TraceDatabase` such as
+    one in memory); use as ``sinks=[TraceSink(path)]``."""
 
-    def __init__(self, db_path: str | Path) -> None:
-        self.db_path = Path(db_path)
+    def __init__(self, db_path: str | Path | TraceDatabase) -> None:
+        self.database = TraceDatabase.of(db_path)
+        self.db_path = self.database.path
+        self.error: StateError | None = None  # why spans could not be written, if they could not
         self._buffer: list[ev.Event] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -106,8 +118,12 @@ class TraceSink:
     def flush(self) -> None:
         with self._lock:
             events, self._buffer = self._buffer, []
-            if events:
-                self._write(events)
+            if events and self.error is None:
+                try:
+                    self._write(events)
+                except StateError as exc:  # the run goes on; its trace is incomplete
+                    self.error = exc
+                    _log.warning("the trace is not being recorded: %s", exc)
 
     def close(self, wait: bool = False) -> None:
         """Stop accepting events; the writer finishes in the background (``wait`` to block)."""
@@ -150,7 +166,7 @@ class TraceSink:
                 spans.append(self._node_row(key[0], key[1], start, None, "running", None, {}))
         # A node's start and end often land in one batch: keep only its latest row.
         spans = list({row[0]: row for row in spans}.values())
-        with writer(self.db_path) as db:
+        with self.database.write() as db:
             if runs:
                 db.executemany(
                     "INSERT INTO runs(run_id, pipeline, status, started, inputs, nodes, edges) "

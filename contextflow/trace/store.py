@@ -13,7 +13,7 @@ from typing import Any
 
 import networkx as nx
 
-from contextflow.trace.schema import connect
+from contextflow.trace.schema import TraceDatabase
 from contextflow.trace.sink import drain
 from contextflow.core.catalog import get
 
@@ -34,16 +34,25 @@ def check_run_id(run_id: str) -> str:
 
 
 class TraceStore:
-    def __init__(self, db_path: str | Path) -> None:
-        self.db_path = Path(db_path)
-        drain(self.db_path)  # spans this process is still writing
+    """Reads a trace database: ``traces.db`` (a path) or a :class:`TraceDatabase`, e.g. in memory."""
+
+    def __init__(self, db_path: str | Path | TraceDatabase) -> None:
+        self.database = TraceDatabase.of(db_path)
+        self.db_path = self.database.path
+        drain(self.database)  # spans this process is still writing
+
+    @classmethod
+    def in_memory(cls) -> TraceStore:
+        """A store over a new in-memory database; give ``store.database`` to a ``TraceSink``."""
+        return cls(TraceDatabase.in_memory())
 
     # -- runs -------------------------------------------------------------------------------------
     def list_runs(self, limit: int = 200, status: str | None = None) -> list[dict[str, Any]]:
-        if not self.db_path.exists():
+        drain(self.database)
+        if not self.database.exists():
             return []
         where, params = ("WHERE r.status = ?", [status]) if status else ("", [])
-        with connect(self.db_path) as db:
+        with self.database.read() as db:
             rows = db.execute(
                 f"SELECT r.run_id, r.pipeline, r.status, r.started, r.finished, r.nodes FROM runs r {where}"
                 " ORDER BY r.started DESC LIMIT ?", [*params, limit]
@@ -86,7 +95,10 @@ class TraceStore:
     # -- one run ----------------------------------------------------------------------------------
     def spans(self, run_id: str) -> list[dict[str, Any]]:
         check_run_id(run_id)
-        with connect(self.db_path) as db:
+        drain(self.database)
+        if not self.database.exists():
+            return []
+        with self.database.read() as db:
             rows = db.execute(
                 "SELECT s.span_id, s.parent_id, s.kind, s.name, s.node_id, s.start, s.end, s.status, s.model,"
                 f" s.cost, s.input_tokens, s.output_tokens, s.attributes, {_LEAF} FROM spans s"
@@ -102,9 +114,10 @@ class TraceStore:
 
     def run(self, run_id: str) -> dict[str, Any]:
         check_run_id(run_id)
-        if not self.db_path.exists():
+        drain(self.database)
+        if not self.database.exists():
             raise TraceNotFound(run_id)
-        with connect(self.db_path) as db:
+        with self.database.read() as db:
             row = db.execute(
                 "SELECT pipeline, status, started, finished, inputs, outputs, error, nodes, edges FROM runs"
                 " WHERE run_id = ?", (run_id,)

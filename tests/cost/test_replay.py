@@ -113,12 +113,12 @@ def test_replay_of_a_cascade_policy_weights_costs_by_the_chance_of_escalating(tm
 
 def test_replay_from_the_run_store_and_the_cli(tmp_path: Path, state_home: Path) -> None:
     from contextflow.core.results import NodeResult
-    from contextflow.runtime.store import RunStore
+    from contextflow.runtime.sqlite_store import SQLiteRunStore
     from contextflow.core.state import StateDir
 
     data = recorded_run()
     db = StateDir.for_project(tmp_path).runs_db
-    with RunStore(db) as store:
+    with SQLiteRunStore(db) as store:
         store.create_run("r1", pipeline="p", spec=data["spec"], inputs={})
         for node_id, result in data["nodes"].items():
             store.save_node("r1", NodeResult(node_id, "succeeded", value="x", attempts=result["attempts"],

@@ -75,9 +75,9 @@ def test_planned_models_keep_a_tight_budget_that_a_plain_cascade_breaks(state_ho
     assert planned.status == "succeeded"
     assert {n.model for n in planned.nodes.values()} == {"sim/plan-cheap"}
     assert planned.cost_usd <= budget
-    from contextflow.runtime.store import RunStore
+    from contextflow.runtime.sqlite_store import SQLiteRunStore
 
-    with RunStore(StateDir.for_project().runs_db) as store:  # the plan is on record (resume keeps it)
+    with SQLiteRunStore(StateDir.for_project().runs_db) as store:  # the plan is on record (resume keeps it)
         options = store.get_run(planned.run_id).options
     assert options["planned_rungs"] == {f"n{i}": "sim/plan-cheap" for i in range(3)}
 

@@ -12,7 +12,7 @@ import runtime_helpers as rh
 from contextflow.cost.budget import Budget, BudgetExceeded, SQLiteLedger
 from contextflow.api import arun
 from contextflow.core.events import AttemptFinished
-from contextflow.runtime.store import RunStore
+from contextflow.runtime.sqlite_store import SQLiteRunStore
 from contextflow.core.state import StateDir
 
 
@@ -113,7 +113,7 @@ async def test_cost_cap_holds_under_64_concurrent_calls_with_faults(state_home, 
     refused = [r for r in result.nodes.values() if r.error and "budget" in r.error]
     assert 5 < len(done) < 64 and refused
     assert any(a["ok"] is False for r in done for a in r.attempts)  # faults were injected and retried
-    with RunStore(StateDir.for_project().runs_db) as store:
+    with SQLiteRunStore(StateDir.for_project().runs_db) as store:
         stored = store.load_nodes(result.run_id)
     assert {n for n, r in stored.items() if r.status == "succeeded"} == {r.node_id for r in done}
 

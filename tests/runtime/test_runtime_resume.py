@@ -15,7 +15,7 @@ import pytest
 import runtime_helpers as rh
 from contextflow.core.errors import UserError
 from contextflow.api import arun, aresume, resume
-from contextflow.runtime.store import RunStore
+from contextflow.runtime.sqlite_store import SQLiteRunStore
 
 HERE = Path(__file__).parent
 TARGET = HERE / "run_target.py"
@@ -53,7 +53,7 @@ def _wait_for_committed(project: Path, run_id: str, timeout: float = 30.0) -> No
     while time.monotonic() < deadline:
         try:
             if db.exists():
-                with RunStore(db) as store:
+                with SQLiteRunStore(db) as store:
                     if any(r.finished for r in store.load_nodes(run_id).values()):
                         return
         except (sqlite3.Error, OSError):
@@ -63,7 +63,7 @@ def _wait_for_committed(project: Path, run_id: str, timeout: float = 30.0) -> No
 
 
 def _stored(project: Path, run_id: str) -> dict:
-    with RunStore(project / ".contextflow" / "runs.db") as store:
+    with SQLiteRunStore(project / ".contextflow" / "runs.db") as store:
         return store.load_nodes(run_id), store.get_run(run_id)
 
 
@@ -189,7 +189,7 @@ async def test_checkpoint_modes(state_home, checkpoint):
     nodes = [{"id": f"n{i}", "kind": "python", "function": f"{rh.PREFIX}:add", "args": {"a": i}} for i in range(50)]
     result = await arun(rh.pipeline(nodes), trace=False, checkpoint=checkpoint)
     assert result.status == "succeeded"
-    with RunStore(state_home / "runs.db") as store:
+    with SQLiteRunStore(state_home / "runs.db") as store:
         stored = store.load_nodes(result.run_id)
         record = store.get_run(result.run_id)
     assert record.status == "succeeded"
@@ -206,7 +206,7 @@ async def test_a_run_executing_in_another_live_process_is_not_resumed(state_home
                        trace=False)
     holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     try:
-        with RunStore(state_home / "runs.db") as store:
+        with SQLiteRunStore(state_home / "runs.db") as store:
             store._conn.execute(
                 "INSERT OR REPLACE INTO run_owners (run_id, host, pid, claimed_at) VALUES (?, ?, ?, 0)",
                 (first.run_id, socket.gethostname(), holder.pid),

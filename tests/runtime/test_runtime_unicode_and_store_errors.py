@@ -9,7 +9,7 @@ import pytest
 import runtime_helpers as rh
 from contextflow.api import arun
 from contextflow.core.results import decode_value, encode_value
-from contextflow.runtime.store import RunStore
+from contextflow.runtime.sqlite_store import SQLiteRunStore
 from contextflow.runtime.structured import extract_json
 from contextflow.core.state import StateDir
 
@@ -31,7 +31,7 @@ async def test_a_python_node_returning_a_lone_surrogate_is_checkpointed(state_ho
     nodes = [{"id": "odd", "kind": "python", "function": f"{rh.PREFIX}:nap", "args": {"seconds": 0, "value": "x\udff9"}}]
     result = await asyncio.wait_for(arun(rh.pipeline(nodes), trace=False), 30)
     assert result.status == "succeeded", result.error
-    with RunStore(StateDir.for_project().runs_db) as store:
+    with SQLiteRunStore(StateDir.for_project().runs_db) as store:
         assert store.load_nodes(result.run_id)["odd"].value == "x\udff9"
 
 
@@ -40,7 +40,7 @@ async def test_a_checkpoint_that_cannot_be_written_fails_the_run_instead_of_hang
     def full_disk(self, run_id, results):  # noqa: ANN001
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(RunStore, "save_nodes", full_disk)
+    monkeypatch.setattr(SQLiteRunStore, "save_nodes", full_disk)
     nodes = [{"id": "a", "kind": "python", "function": f"{rh.PREFIX}:add", "args": {"a": 1}},
              {"id": "b", "kind": "python", "function": f"{rh.PREFIX}:add", "args": {"a": "${a}"}}]
     result = await asyncio.wait_for(arun(rh.pipeline(nodes), trace=False), 30)

@@ -94,10 +94,10 @@ def test_approving_a_waiting_node_in_the_viewer_finishes_the_run(live_viewer, pa
 
     made = decisions(run_id, project=project)
     assert [(d.node_id, d.decision, d.comment, d.applied) for d in made] == [("save", "approve", "looks right", True)]
-    from contextflow.runtime.store import RunStore
+    from contextflow.runtime.sqlite_store import SQLiteRunStore
     from contextflow.core.state import StateDir
 
-    with RunStore(StateDir.for_project(project).runs_db) as store:
+    with SQLiteRunStore(StateDir.for_project(project).runs_db) as store:
         assert store.get_run(run_id).status == "succeeded"
         assert {n: r.status for n, r in store.load_nodes(run_id).items()} == {
             "draft": "succeeded", "save": "succeeded", "done": "succeeded"}
@@ -130,10 +130,10 @@ def test_reject_from_the_viewer_skips_the_branch(live_viewer) -> None:
     assert answer.status_code == 200 and answer.json()["resuming"] is True
     resumer.join(60)
     assert resumer.outcomes[run_id]["status"] == "succeeded"
-    from contextflow.runtime.store import RunStore
+    from contextflow.runtime.sqlite_store import SQLiteRunStore
     from contextflow.core.state import StateDir
 
-    with RunStore(StateDir.for_project(project).runs_db) as store:
+    with SQLiteRunStore(StateDir.for_project(project).runs_db) as store:
         nodes = store.load_nodes(run_id)
     assert nodes["save"].status == "skipped" and nodes["done"].status == "skipped"
     assert not (project / "notes" / "out.txt").exists()
@@ -161,10 +161,10 @@ def test_reject_and_abort_from_the_viewer_ends_the_run(live_viewer) -> None:
     answer = httpx.post(f"{base}/api/runs/{run_id}/nodes/save/reject", json={"abort": True},
                         headers={"X-Contextflow-Action": "1"})
     assert answer.status_code == 200 and answer.json()["resuming"] is False
-    from contextflow.runtime.store import RunStore
+    from contextflow.runtime.sqlite_store import SQLiteRunStore
     from contextflow.core.state import StateDir
 
-    with RunStore(StateDir.for_project(project).runs_db) as store:
+    with SQLiteRunStore(StateDir.for_project(project).runs_db) as store:
         record = store.get_run(run_id)
     assert record.status in ("failed", "cancelled") and "abort" in (record.error or "")
     assert not (project / "notes" / "out.txt").exists()
