@@ -42,8 +42,10 @@ PROBLEM_CODES: dict[str, str] = {
     "context-overflow": "a prompt that cannot fit the model's context window",
     "import-not-allowed": "a python/tool import path outside the allowlist",
     "import-not-found": "an allowlisted import path whose module or function does not exist",
-    "unknown-argument": "a python node argument the function does not accept",
-    "missing-argument": "a required parameter of a python node's function is not supplied",
+    "unknown-argument": "a python or tool node argument the function or tool does not accept",
+    "missing-argument": "a required parameter of a python node's function or a tool is not supplied",
+    "missing-prompt": "an llm node with no user message (no prompt, no user turn in messages)",
+    "unknown-tool": "a tool node naming neither a built-in tool nor an import path",
     "budget-unmeetable": "the run budget is below what the cheapest model choices need",
 }
 

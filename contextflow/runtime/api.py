@@ -143,7 +143,7 @@ async def _execute(
     executor = executor or LocalExecutor()
     ctx = RunContext(
         run_id=run_id, spec=spec, bus=bus, budget=budget, executor=executor,
-        limits=CallLimits(spec.defaults.provider_limits), allowlist=Allowlist.build(allow_imports), state=state,
+        limits=CallLimits(spec.defaults.provider_limits, budget=budget), allowlist=Allowlist.build(allow_imports), state=state,
         cache=ResultCache(state.cache_dir) if cache else None, workdir=workdir, default_model=model,
     )
     if model_plan:
