@@ -17,8 +17,8 @@ from typing import Any
 from contextflow.core.builtin_tools import BUILTIN_TOOL_PARAMS, RUNTIME_ARGUMENT
 from contextflow.core.sim_options import SimOptions
 from contextflow.dags.check_context import CheckContext
-from contextflow.dags.preview import preview
 from contextflow.dags.option_schemas import LiteLLMParams, report_options
+from contextflow.dags.preview import preview
 from contextflow.dags.problems import suggestion_hint
 from contextflow.dags.spec import LLMNode, MapNode, RetrieveNode, ToolNode
 from contextflow.dags.yaml_source import PathKey

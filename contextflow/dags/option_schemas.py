@@ -66,9 +66,7 @@ def _data_loc(value: Any, loc: tuple[Any, ...]) -> PathKey:
     path: list[Any] = []
     here = value
     for part in loc:
-        if isinstance(here, dict) and part in here:
-            here = here[part]
-        elif isinstance(here, list) and isinstance(part, int) and 0 <= part < len(here):
+        if isinstance(here, dict) and part in here or isinstance(here, list) and isinstance(part, int) and 0 <= part < len(here):
             here = here[part]
         else:
             continue

@@ -26,8 +26,9 @@ import ipaddress
 import json
 import re
 import secrets
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
@@ -97,7 +98,7 @@ class ViewerAccess:
         return f"http://{host}:{self.port}{query}"
 
     # -- the checks ---------------------------------------------------------------------------
-    def refusal(self, request: "RequestView") -> tuple[int, str] | None:
+    def refusal(self, request: RequestView) -> tuple[int, str] | None:
         """(status, reason) when the request must be refused; None when it may pass."""
         client = request.client
         if not self.allow_remote and client and _is_ip(client) and not is_loopback(client):
@@ -123,14 +124,14 @@ class ViewerAccess:
                          "started (it ends in ?token=...)")
         return None
 
-    def _has_token(self, request: "RequestView") -> bool:
+    def _has_token(self, request: RequestView) -> bool:
         offered = [request.query.get(TOKEN_PARAM), request.cookies.get(self.cookie_name)]
         auth = request.header("authorization") or ""
         if auth.lower().startswith("bearer "):
             offered.append(auth[7:].strip())
         return any(value and _same(value, self.token or "") for value in offered)
 
-    def token_in_query(self, request: "RequestView") -> bool:
+    def token_in_query(self, request: RequestView) -> bool:
         value = request.query.get(TOKEN_PARAM)
         return bool(self.token and value and _same(value, self.token))
 
@@ -147,7 +148,7 @@ def _is_ip(value: str) -> bool:
     return True
 
 
-def _opening_the_page(request: "RequestView") -> bool:
+def _opening_the_page(request: RequestView) -> bool:
     """A top-level visit to the page from a link elsewhere: the linking site cannot read it."""
     return (request.method == "GET" and request.path == "/" and request.header("sec-fetch-mode") == "navigate"
             and request.header("sec-fetch-dest") in (None, "document"))
@@ -165,7 +166,7 @@ class RequestView:
     client: str | None
 
     @classmethod
-    def of(cls, scope: Mapping[str, Any]) -> "RequestView":
+    def of(cls, scope: Mapping[str, Any]) -> RequestView:
         headers: dict[str, str] = {}
         for raw_name, raw_value in scope.get("headers", ()):
             name = raw_name.decode("latin-1").lower()

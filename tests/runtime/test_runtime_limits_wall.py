@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-
 import runtime_helpers as rh
+
 from contextflow.api import arun
 from contextflow.core.errors import UserError
 from contextflow.cost.budget import Budget, BudgetExceeded

@@ -14,12 +14,12 @@ from pathlib import Path
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+from synthetic_trace import RUN, synthetic_run
 
 from contextflow.core.state import StateDir
 from contextflow.trace import TraceSink
 from contextflow.ui.app import create_app, viewer_access
 from contextflow.ui.guard import RequestView, ViewerAccess
-from synthetic_trace import RUN, synthetic_run
 
 PORT = 8321
 GOOD = f"127.0.0.1:{PORT}"
