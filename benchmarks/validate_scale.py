@@ -9,6 +9,11 @@ For each size it times, best of ``--repeat`` runs:
 It prints each ratio to its baseline and the growth exponent (the slope of log time against log
 nodes; 1.0 is linear). With ``--json`` the last line is one JSON object with every figure.
 
+The generated files use no anchors or aliases, so the loader's bounds on alias expansion, alias
+count and nesting depth (``contextflow.dags.yaml_source.YamlLimits``: 1,000,000 characters or the
+file's length, 10,000 aliases, 100 levels) never apply; they cap what aliases can add to this
+linear cost, and ``docs/pipelines.md`` lists them.
+
     python benchmarks/validate_scale.py                 # 1k, 10k, 50k
     python benchmarks/validate_scale.py --sizes 1000 5000 --json
 """

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 from pathlib import Path
 from typing import Optional
 
@@ -14,7 +15,7 @@ from contextflow.trace import TraceStore
 from contextflow.trace import TraceNotFound
 from contextflow.ui.page import exported_page
 from contextflow.trace.otlp import export_run
-from contextflow.ui.app import serve
+from contextflow.ui.app import DEFAULT_HOST, DEFAULT_PORT, serve, viewer_access
 
 trace_app = typer.Typer(help="Recorded runs: list, show and export traces.", no_args_is_help=True)
 
@@ -111,10 +112,19 @@ def register(app: typer.Typer) -> None:
     @app.command("ui")
     def ui(
         project: Optional[Path] = typer.Option(None, "--project", help="Project folder."),
-        host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (loopback by default)."),
-        port: int = typer.Option(8321, "--port"),
+        host: str = typer.Option(DEFAULT_HOST, "--host", help="Address to bind (loopback by default)."),
+        port: int = typer.Option(DEFAULT_PORT, "--port", min=1, max=65535),
+        allow_remote: bool = typer.Option(
+            False, "--allow-remote",
+            help="Allow a non-loopback --host (e.g. 0.0.0.0); every request then needs the printed access token."),
     ) -> None:
         """Serve the trace viewer on http://127.0.0.1:PORT."""
-
-        typer.echo(f"contextflow viewer on http://{host}:{port}  (Ctrl-C to stop)")
-        serve(StateDir.for_project(project), host=host, port=port)
+        access = viewer_access(host, port, allow_remote=allow_remote)
+        if access.token:
+            shown = socket.gethostname() if host in ("0.0.0.0", "::") else host
+            typer.echo(f"contextflow viewer on {access.url(shown)}  (Ctrl-C to stop)")
+            typer.echo("every request needs this token; the connection is plain HTTP, so on an untrusted "
+                       "network prefer --host 127.0.0.1 with an SSH tunnel")
+        else:
+            typer.echo(f"contextflow viewer on {access.url()}  (Ctrl-C to stop)")
+        serve(StateDir.for_project(project), host=host, port=port, access=access)

@@ -17,6 +17,10 @@ PROBLEM_CODES: dict[str, str] = {
     "file-not-found": "the pipeline file does not exist",
     "file-unreadable": "the pipeline file cannot be read as UTF-8 text",
     "yaml-syntax": "the file is not valid YAML",
+    "yaml-too-deep": "mappings and lists nest deeper than the loader allows (aliases included)",
+    "yaml-too-many-aliases": "more alias uses than the loader allows",
+    "yaml-alias-expansion": "aliases would expand the document far beyond its written size",
+    "yaml-alias-cycle": "an alias inside the mapping or list it refers to",
     "duplicate-key": "a mapping repeats a key (YAML keeps only one of them)",
     "wrong-type": "a value has the wrong type for its key",
     "unknown-key": "a key the pipeline format does not define",
@@ -38,8 +42,10 @@ PROBLEM_CODES: dict[str, str] = {
     "context-overflow": "a prompt that cannot fit the model's context window",
     "import-not-allowed": "a python/tool import path outside the allowlist",
     "import-not-found": "an allowlisted import path whose module or function does not exist",
-    "unknown-argument": "a python node argument the function does not accept",
-    "missing-argument": "a required parameter of a python node's function is not supplied",
+    "unknown-argument": "a python or tool node argument the function or tool does not accept",
+    "missing-argument": "a required parameter of a python node's function or a tool is not supplied",
+    "missing-prompt": "an llm node with no user message (no prompt, no user turn in messages)",
+    "unknown-tool": "a tool node naming neither a built-in tool nor an import path",
     "budget-unmeetable": "the run budget is below what the cheapest model choices need",
 }
 

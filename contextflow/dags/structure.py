@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from contextflow.dags.preview import preview
 from contextflow.dags.problems import Problem, suggestion_hint
 from contextflow.dags.spec import Defaults, InputSpec, ModelDeclaration, Node, PipelineSpec
 from contextflow.dags.yaml_source import PathKey, SourceMap
@@ -216,17 +217,14 @@ def _to_problem(err: Any, data: dict[str, Any], source: SourceMap | None, file: 
     if kind == "literal_error":
         expected = _expected_literals((err.get("ctx") or {}).get("expected", ""))
         value = err.get("input")
-        hint = suggestion_hint(str(value), expected) or ("use one of: " + ", ".join(expected))
-        return make("invalid-value", f"{where}: '{value}' is not one of {', '.join(expected)}", hint, at_value)
+        shown = value if isinstance(value, str) and len(value) <= 60 else preview(value)
+        hint = (suggestion_hint(shown, expected) if isinstance(value, str) else None) or (
+            "use one of: " + ", ".join(expected))
+        return make("invalid-value", f"{where}: '{shown}' is not one of {', '.join(expected)}", hint, at_value)
     if any(kind.endswith(suffix) or kind == suffix for suffix in _TYPE_ERRORS):
         hint = next((h for prefix, h in _TYPE_HINTS if kind.startswith(prefix)), None)
-        return make("wrong-type", f"{where}: {err['msg'].lower()} (got {_short(err.get('input'))})", hint, at_value)
+        return make("wrong-type", f"{where}: {err['msg'].lower()} (got {preview(err.get('input'))})", hint, at_value)
     return make("invalid-value", f"{where}: {err['msg'][0].lower()}{err['msg'][1:]}", None, at_value)
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _expected_literals(text: str) -> list[str]:

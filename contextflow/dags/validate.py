@@ -20,6 +20,7 @@ import networkx as nx
 
 from contextflow.dags.check_code import check_code
 from contextflow.dags.check_context import CheckContext
+from contextflow.dags.check_fields import check_fields
 from contextflow.dags.check_models import ModelChecker
 from contextflow.dags.check_refs import RefChecker
 from contextflow.dags.imports import Allowlist
@@ -61,6 +62,7 @@ def validate_spec(
     with gc_paused():
         graph = RefChecker(ctx).run()
         check_code(ctx)
+        check_fields(ctx)
         if check_models:
             ModelChecker(ctx).run()
     return ValidationReport(spec, sort_problems(ctx.problems), ctx.source, graph)

@@ -22,16 +22,23 @@ import time
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
-from contextflow.core import catalog
+from pydantic import ValidationError
 
-FaultKind = Literal["429", "500", "503", "timeout", "connection", "auth", "bad_request", "malformed_json"]
+from contextflow.core import catalog
+from contextflow.core.sim_options import FaultKind, SimOptions
 
 DEFAULT_INPUT_COST = catalog.SIM_INPUT_COST
 DEFAULT_OUTPUT_COST = catalog.SIM_OUTPUT_COST
 
 
+class InvalidSimOptions(ValueError):
+    """Options that :class:`~contextflow.core.sim_options.SimOptions` refuses."""
+
+
 @dataclass
 class SimConfig:
+    """How one simulated model behaves; its fields are :class:`SimOptions`' (a test keeps them equal)."""
+
     latency_ms: float = 0.0
     latency_dist: Literal["fixed", "uniform", "lognormal"] = "fixed"
     latency_spread: float = 0.0  # uniform: +/- ms; lognormal: sigma
@@ -49,11 +56,19 @@ class SimConfig:
     def merged(self, overrides: dict[str, Any] | None) -> "SimConfig":
         if not overrides:
             return self
+        if not isinstance(overrides, dict):
+            raise InvalidSimOptions(f"sim options must be a mapping, not {type(overrides).__name__}")
         known = {f.name for f in fields(self)}
         unknown = set(overrides) - known
         if unknown:
-            raise ValueError(f"unknown sim option(s): {', '.join(sorted(unknown))}; known: {', '.join(sorted(known))}")
-        return SimConfig(**{**asdict(self), **overrides})
+            raise InvalidSimOptions(
+                f"unknown sim option(s): {', '.join(sorted(map(str, unknown)))}; known: {', '.join(sorted(known))}")
+        try:  # the same schema the pipeline checks use, so what they accept works here
+            checked = SimOptions.model_validate({**asdict(self), **overrides})
+        except ValidationError as exc:
+            details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:5])
+            raise InvalidSimOptions(f"invalid sim option(s): {details}") from None
+        return SimConfig(**checked.model_dump())
 
 
 @dataclass
@@ -173,7 +188,10 @@ class _Plan:
 
 def _plan(model: str, messages: list[dict[str, Any]], optional: dict[str, Any]) -> _Plan:
     import litellm  # heavy; litellm itself calls this provider, so it is loaded already
-    cfg = config_of(model).merged(optional.get("sim"))
+    try:
+        cfg = config_of(model).merged(optional.get("sim"))
+    except InvalidSimOptions as exc:  # a bad request, not a connection error: never worth a retry
+        raise litellm.BadRequestError(str(exc), model=f"sim/{model}", llm_provider="sim") from None
     digest = _digest(messages)
     with _lock:
         index = _prompt_calls.get((model, digest), 0)

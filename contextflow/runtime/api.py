@@ -150,7 +150,7 @@ async def _execute(
     executor = executor or LocalExecutor()
     ctx = RunContext(
         run_id=run_id, spec=spec, bus=bus, budget=budget, executor=executor,
-        limits=CallLimits(spec.defaults.provider_limits), allowlist=Allowlist.build(allow_imports), state=state,
+        limits=CallLimits(spec.defaults.provider_limits, budget=budget), allowlist=Allowlist.build(allow_imports), state=state,
         cache=(result_cache if result_cache is not None else ResultCache(state.cache_dir)) if cache else None,  # type: ignore[arg-type]
         workdir=workdir, default_model=model,
     )

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
 
 from contextflow.cost.budget import Budget
+from contextflow.core.errors import UserError
 from contextflow.core.events import Event, EventBus
 
 if TYPE_CHECKING:
@@ -31,8 +32,13 @@ class CallLimits:
     slot of each key that matches it, so both kinds of cap hold at once.
     """
 
-    def __init__(self, limits: dict[str, int] | None = None) -> None:
+    def __init__(self, limits: dict[str, int] | None = None, *, budget: Budget | None = None) -> None:
         self._limits = dict(limits or {})
+        for key, limit in self._limits.items():
+            if limit < 1:  # a semaphore of 0 never opens: the run would wait forever
+                raise UserError(f"provider_limits '{key}' is {limit}: no call to it could ever start",
+                                hint="use 1 or more, or remove the key for no limit")
+        self._budget = budget  # waiting for a slot counts against the run's wall time
         self._semaphores: dict[str, asyncio.Semaphore] = {}
         self.in_flight: dict[str, int] = {}
         self.peak: dict[str, int] = {}
@@ -56,7 +62,7 @@ class CallLimits:
                 sem = self._semaphores.get(key)
                 if sem is None:
                     sem = self._semaphores[key] = asyncio.Semaphore(self._limits[key])
-                await sem.acquire()
+                await self._acquire(sem)
                 taken.append(sem)
                 self.in_flight[key] = self.in_flight.get(key, 0) + 1
                 self.peak[key] = max(self.peak.get(key, 0), self.in_flight[key])
@@ -65,6 +71,21 @@ class CallLimits:
             for key, sem in zip(keys, taken):
                 self.in_flight[key] -= 1
                 sem.release()
+
+
+    async def _acquire(self, sem: asyncio.Semaphore) -> None:
+        """Wait for ``sem``, but no longer than the run's wall time: raises BudgetExceeded then."""
+        while True:
+            left = self._budget.remaining_wall_s() if self._budget is not None else None
+            if left is None or not sem.locked():
+                await sem.acquire()
+                return
+            self._budget.check_wall()  # type: ignore[union-attr]  # raises once the time is spent
+            try:
+                await asyncio.wait_for(sem.acquire(), timeout=left)
+                return
+            except asyncio.TimeoutError:
+                continue  # check_wall decides: a timer may fire a hair early
 
 
 @dataclass

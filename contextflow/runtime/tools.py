@@ -7,6 +7,7 @@ Commands run without a shell, in the working tree, with a timeout.
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import shlex
@@ -14,6 +15,7 @@ import subprocess
 from pathlib import Path
 from typing import Any, Callable
 
+from contextflow.core.builtin_tools import BUILTIN_TOOL_PARAMS, RUNTIME_ARGUMENT, ToolParams
 from contextflow.core.errors import UserError
 
 # Side effects each built-in declares: the autonomy levels decide from these which tools wait.
@@ -110,3 +112,21 @@ BUILTIN_TOOLS: dict[str, Callable[..., Any]] = {
     "apply_patch": apply_patch,
     "run_command": run_command,
 }
+
+
+def _declared_params(fn: Callable[..., Any]) -> ToolParams:
+    params = [p for p in inspect.signature(fn).parameters.values() if p.name != RUNTIME_ARGUMENT]
+    return ToolParams(tuple(p.name for p in params if p.default is inspect.Parameter.empty),
+                      tuple(p.name for p in params if p.default is not inspect.Parameter.empty))
+
+
+def check_builtin_table() -> None:
+    """The pipeline checks validate tool nodes against core's table; it must describe these functions."""
+    actual = {name: _declared_params(fn) for name, fn in BUILTIN_TOOLS.items()}
+    if actual != BUILTIN_TOOL_PARAMS:
+        raise RuntimeError(
+            f"contextflow.core.builtin_tools.BUILTIN_TOOL_PARAMS is out of date: the built-in tools take {actual}"
+        )
+
+
+check_builtin_table()

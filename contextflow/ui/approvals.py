@@ -9,13 +9,26 @@ Decisions go through the library's own ``approve``/``edit``/``reject`` (the CLI'
 they are stored and traced the same way. After a decision the run resumes in a background thread
 of the viewer's process (not after an abort); the page polls the run until it settles.
 
-The viewer binds 127.0.0.1, but any web page the user opens can send requests there. State-changing
-requests must therefore carry the ``X-Contextflow-Action`` header and a JSON body: a cross-site
-form or ``fetch`` cannot add a custom header without a CORS preflight, which this app never grants.
+The viewer binds 127.0.0.1, but any web page the user opens can send requests there, and an
+approved ``run_command`` runs a command. So a decision passes four locks:
+
+1. the viewer's gate (:mod:`contextflow.ui.guard`): the exact Host and Origin of this viewer, the
+   access token when remote access is on;
+2. the ``X-Contextflow-Action`` header and a JSON body: a cross-site form or ``fetch`` cannot add a
+   custom header without a CORS preflight, which this app never grants;
+3. the ``X-Contextflow-CSRF`` header holding a random value made when the app starts and written
+   only into the served page. Another site cannot read the page (the same-origin policy; DNS
+   rebinding is stopped by the Host check), so it cannot learn the value, and a client elsewhere
+   cannot fetch the page: on loopback it cannot connect, and with remote access it needs the
+   token first. Knowing this viewer's address and headers is therefore not enough to decide;
+   one must have been able to load its page. (A process of this machine that can load the page
+   could equally run ``contextflow approve``: that is the trust boundary of a loopback viewer.)
+4. a run id and node id that are validated before any lookup.
 """
 
 from __future__ import annotations
 
+import hmac
 import re
 import threading
 from pathlib import Path
@@ -32,7 +45,7 @@ from contextflow import api
 from contextflow.runtime import approvals
 
 ACTION_HEADER = "X-Contextflow-Action"
-_LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+CSRF_HEADER = "X-Contextflow-CSRF"
 _NODE_ID = re.compile(NODE_ID_PATTERN)
 
 
@@ -98,7 +111,8 @@ def project_of(state: StateDir) -> Path | None:
     )
 
 
-def create_router(state: StateDir) -> Any:
+def create_router(state: StateDir, *, csrf: str) -> Any:
+    """The decision endpoints; ``csrf`` is the value the served page carries (see the module doc)."""
     from fastapi import APIRouter, Body, Header, HTTPException
 
 
@@ -115,13 +129,14 @@ def create_router(state: StateDir) -> Any:
         return run_id
 
     def guarded(request: Request, header: str | None) -> None:
+        # The Host, Origin and token checks ran in the viewer's gate before this endpoint.
         if header != "1":
             raise HTTPException(status_code=403, detail=f"decisions need the {ACTION_HEADER}: 1 header")
-        # A page on another name that resolves to 127.0.0.1 (DNS rebinding) is same-origin to the
-        # browser, so the header alone is not enough: the request must name this machine.
-        host = (request.headers.get("host") or "").rsplit(":", 1)[0].strip("[]").lower()
-        if host not in _LOCAL_HOSTS:
-            raise HTTPException(status_code=403, detail=f"decisions are only taken on 127.0.0.1, not '{host}'")
+        offered = request.headers.get(CSRF_HEADER) or ""
+        if not hmac.compare_digest(offered.encode(), csrf.encode()):
+            raise HTTPException(status_code=403, detail=(
+                f"decisions need the {CSRF_HEADER} value of the viewer's own page; "
+                "decide from the page, or with 'contextflow approve'"))
 
     def decided(run_id: str, call: Any, resume: bool = True) -> dict[str, Any]:
         try:

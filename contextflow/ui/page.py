@@ -6,6 +6,7 @@ them with the run's data as a JSON script element, so it opens from disk with no
 
 from __future__ import annotations
 
+import html
 import json
 from importlib import resources
 from typing import Any
@@ -15,9 +16,12 @@ def _asset(name: str) -> str:
     return resources.files("contextflow.ui").joinpath("static", name).read_text(encoding="utf-8")
 
 
-def live_page() -> str:
+def live_page(csrf: str = "") -> str:
+    """The page as the viewer serves it; ``csrf`` is the value its decisions echo (ui/approvals.py)."""
+    meta = f'<meta name="contextflow-csrf" content="{html.escape(csrf, quote=True)}">' if csrf else ""
     return (
         _asset("index.html")
+        .replace("<!--CF_HEAD-->", meta)
         .replace("<!--CF_STYLE-->", '<link rel="stylesheet" href="/static/style.css">')
         .replace("<!--CF_DATA-->", "")
         .replace("<!--CF_SCRIPT-->", '<script src="/static/app.js"></script>')
@@ -33,6 +37,7 @@ def exported_page(run: dict[str, Any], runs: list[dict[str, Any]]) -> str:
     data = _script_safe_json({"run": run, "runs": runs})
     return (
         _asset("index.html")
+        .replace("<!--CF_HEAD-->", "")
         .replace("<!--CF_STYLE-->", f"<style>{_asset('style.css')}</style>")
         .replace("<!--CF_DATA-->", f'<script id="cf-data" type="application/json">{data}</script>')
         .replace("<!--CF_SCRIPT-->", f"<script>{_asset('app.js')}</script>")

@@ -121,7 +121,8 @@ def test_map_and_tool_nodes() -> None:
     p = (
         Pipeline("m").input("files", list).defaults(model="gpt-4o-mini")
         .map("each", over="${inputs.files}", node=LLMNode(id="one", prompt="Summarise ${item}"))
-        .tool("save", "write_file", args={"content": "${each.output}"}, side_effects=["write_files"])
+        .tool("save", "write_file", args={"path": "out.md", "content": "${each.output}"},
+              side_effects=["write_files"])
     )
     assert p.validate() == []
     assert p.spec.node("save").side_effects == ["write_files"]  # type: ignore[union-attr]

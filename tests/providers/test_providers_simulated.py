@@ -85,3 +85,33 @@ async def test_per_call_options_through_params(litellm):
     assert response.choices[0].message.content == "scripted"
     with pytest.raises(Exception, match="unknown sim option"):
         await litellm.acompletion(model="sim/echo", messages=[{"role": "user", "content": "x"}], sim={"bogus": 1})
+
+
+def test_sim_config_and_the_shared_schema_agree() -> None:
+    from dataclasses import fields
+
+    from contextflow.core.sim_options import SimOptions
+
+    defaults = simulated.SimConfig()
+    assert [f.name for f in fields(simulated.SimConfig)] == list(SimOptions.model_fields)
+    assert SimOptions().model_dump() == {f.name: getattr(defaults, f.name) for f in fields(simulated.SimConfig)}
+
+
+def test_options_are_checked_and_coerced_by_the_shared_schema() -> None:
+    config = simulated.SimConfig().merged({"latency_ms": "5", "fail_first": ["429", None]})
+    assert config.latency_ms == 5.0 and config.fail_first == ["429", None]  # what the pipeline check accepts
+    for bad in ({"latency_ms": "slow"}, {"failure_rates": {"429": 2}}, {"failure_rates": {"404": 0.1}},
+                {"fail_first": ["nope"]}, {"hang_s": -1}):
+        with pytest.raises(simulated.InvalidSimOptions, match="invalid sim option"):
+            simulated.SimConfig().merged(bad)
+    with pytest.raises(simulated.InvalidSimOptions, match="must be a mapping"):
+        simulated.SimConfig().merged(["latency_ms"])  # type: ignore[arg-type]
+
+
+async def test_wrong_sim_options_in_a_call_are_a_bad_request_not_a_connection_error(litellm):
+    from contextflow.runtime.policies import is_retryable
+
+    with pytest.raises(litellm.BadRequestError, match="latency_ms") as caught:
+        await litellm.acompletion(model="sim/echo", messages=[{"role": "user", "content": "x"}],
+                                  sim={"latency_ms": "slow"})
+    assert not is_retryable(caught.value)

@@ -3,6 +3,7 @@ the viewer resumes the run and it finishes. Plus the endpoints' guards (no brows
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
@@ -61,6 +62,14 @@ def live_viewer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     thread.join(timeout=10)
 
 
+def _decide_headers(base: str) -> dict[str, str]:
+    """What the viewer's page sends with a decision: the action header and the page's CSRF value."""
+    page = httpx.get(f"{base}/").text
+    csrf = re.search(r'<meta name="contextflow-csrf" content="([^"]+)">', page)
+    assert csrf, "the served page carries the CSRF value"
+    return {"X-Contextflow-Action": "1", "X-Contextflow-CSRF": csrf[1]}
+
+
 def _free_port() -> int:
     import socket
 
@@ -110,13 +119,18 @@ def test_decision_endpoints_refuse_cross_site_requests_and_bad_ids(live_viewer) 
     assert httpx.post(url, json={}).status_code == 403
     rebound = httpx.post(url, json={}, headers={"X-Contextflow-Action": "1", "Host": "evil.example:8321"})
     assert rebound.status_code == 403 and "127.0.0.1" in rebound.json()["detail"]  # DNS rebinding
+    # Host and the action header are not enough: the page's CSRF value is needed too.
+    no_csrf = httpx.post(url, json={}, headers={"X-Contextflow-Action": "1", "Host": "localhost"
+                                                + base[base.rindex(":"):]})
+    assert no_csrf.status_code == 403 and "CSRF" in no_csrf.json()["detail"]
+    wrong = httpx.post(url, json={}, headers={"X-Contextflow-Action": "1", "X-Contextflow-CSRF": "guess"})
+    assert wrong.status_code == 403
+    decide = _decide_headers(base)
     assert httpx.post(f"{base}/api/runs/..%2Fx/nodes/save/approve", json={},
-                      headers={"X-Contextflow-Action": "1"}).status_code in (400, 404)
-    bad_node = httpx.post(f"{base}/api/runs/{run_id}/nodes/no-such/approve", json={},
-                          headers={"X-Contextflow-Action": "1"})
+                      headers=decide).status_code in (400, 404)
+    bad_node = httpx.post(f"{base}/api/runs/{run_id}/nodes/no-such/approve", json={}, headers=decide)
     assert bad_node.status_code == 400
-    not_waiting = httpx.post(f"{base}/api/runs/{run_id}/nodes/draft/approve", json={},
-                             headers={"X-Contextflow-Action": "1"})
+    not_waiting = httpx.post(f"{base}/api/runs/{run_id}/nodes/draft/approve", json={}, headers=decide)
     assert not_waiting.status_code == 409 and "not waiting" in not_waiting.json()["detail"]
     shown = httpx.get(f"{base}/api/runs/{run_id}/pending").json()
     assert list(shown["nodes"]) == ["save"]
@@ -126,7 +140,7 @@ def test_decision_endpoints_refuse_cross_site_requests_and_bad_ids(live_viewer) 
 def test_reject_from_the_viewer_skips_the_branch(live_viewer) -> None:
     base, project, run_id, resumer = live_viewer
     answer = httpx.post(f"{base}/api/runs/{run_id}/nodes/save/reject", json={"comment": "no"},
-                        headers={"X-Contextflow-Action": "1"})
+                        headers=_decide_headers(base))
     assert answer.status_code == 200 and answer.json()["resuming"] is True
     resumer.join(60)
     assert resumer.outcomes[run_id]["status"] == "succeeded"
@@ -145,7 +159,7 @@ def test_an_edit_from_the_viewer_changes_what_the_tool_writes(live_viewer) -> No
     assert shown["editable"] == {"path": "notes/out.txt", "content": "hello from the model"}
     value = {**shown["editable"], "content": "edited by a person"}
     answer = httpx.post(f"{base}/api/runs/{run_id}/nodes/save/edit", json={"value": value},
-                        headers={"X-Contextflow-Action": "1"})
+                        headers=_decide_headers(base))
     assert answer.status_code == 200, answer.text
     resumer.join(60)
     assert resumer.outcomes[run_id]["status"] == "succeeded"
@@ -159,7 +173,7 @@ def test_an_edit_from_the_viewer_changes_what_the_tool_writes(live_viewer) -> No
 def test_reject_and_abort_from_the_viewer_ends_the_run(live_viewer) -> None:
     base, project, run_id, resumer = live_viewer
     answer = httpx.post(f"{base}/api/runs/{run_id}/nodes/save/reject", json={"abort": True},
-                        headers={"X-Contextflow-Action": "1"})
+                        headers=_decide_headers(base))
     assert answer.status_code == 200 and answer.json()["resuming"] is False
     from contextflow.runtime.sqlite_store import SQLiteRunStore
     from contextflow.core.state import StateDir

@@ -249,9 +249,13 @@ function nodeDetails(run, nodeId) {
 }
 
 // ---- approvals (contextflow/ui/approvals.py): approve / edit / reject a waiting node -----------
+// The served page carries the value decisions must echo; another site cannot read it.
+const csrfValue = () => (document.querySelector('meta[name="contextflow-csrf"]') || {}).content || "";
+
 async function decide(runId, nodeId, action, body) {
   const res = await fetch(`/api/runs/${encodeURIComponent(runId)}/nodes/${encodeURIComponent(nodeId)}/${action}`, {
-    method: "POST", headers: { "Content-Type": "application/json", "X-Contextflow-Action": "1" }, body: JSON.stringify(body) });
+    method: "POST", headers: { "Content-Type": "application/json", "X-Contextflow-Action": "1", "X-Contextflow-CSRF": csrfValue() },
+    body: JSON.stringify(body) });
   const out = await res.json();
   if (!res.ok) throw new Error(out.detail || res.statusText);
   return out;
