@@ -7,7 +7,9 @@ the process being killed (the OS still holds the pages) but may lose the last co
 machine loses power. That is the usual trade for a checkpoint store (a lost checkpoint means one
 node runs again, never a corrupt database); ``durable=True`` selects ``synchronous=FULL``.
 
-Approvals (helper G) use the ``decisions`` table and the ``waiting`` node state.
+Approvals use the ``decisions`` table and the ``waiting`` node state. A waiting node has no
+value, so its :class:`~contextflow.core.waiting.Waiting` is stored in ``value_json``; rows of
+older runs (the same keys, and untyped attempt dicts) load unchanged.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from contextflow.core.events import Usage
-from contextflow.core.results import NodeResult, decode_value, encode_attempts, encode_value, usage_from_dict
+from contextflow.core.results import (
+    NodeResult, Waiting, decode_attempts, decode_value, encode_attempts, encode_value, usage_from_dict,
+)
 from contextflow.core.errors import UserError
 from contextflow.core.state import STATE_FORMAT_VERSION
 
@@ -232,15 +236,7 @@ class RunStore:
                 " started_at, finished_at, error, error_type FROM node_results WHERE run_id = ?",
                 (run_id,),
             ).fetchall()
-        return {
-            r[0]: NodeResult(
-                node_id=r[0], status=r[1], value=decode_value(r[2]),
-                usage=usage_from_dict(json.loads(r[3]) if r[3] else None), cost_usd=float(r[4] or 0.0),
-                model=r[5], attempts=json.loads(r[6]) if r[6] else [], cache_hit=bool(r[7]),
-                started_at=r[8], finished_at=r[9], error=r[10], error_type=r[11],
-            )
-            for r in rows
-        }
+        return {r[0]: _node_result(r) for r in rows}
 
     # ownership: one process executes a run at a time ---------------------------------------
 
@@ -325,10 +321,24 @@ def _usage_json(u: Usage) -> str | None:
 
 
 def node_row(run_id: str, r: NodeResult) -> tuple[Any, ...]:
+    value = r.waiting.to_dict() if r.waiting is not None else r.value
     return (
-        run_id, r.node_id, r.status, encode_value(r.value), _usage_json(r.usage), r.cost_usd,
+        run_id, r.node_id, r.status, encode_value(value), _usage_json(r.usage), r.cost_usd,
         r.model, encode_attempts(r.attempts) if r.attempts else None, int(r.cache_hit), r.started_at,
         r.finished_at, r.error, r.error_type,
+    )
+
+
+def _node_result(r: tuple[Any, ...]) -> NodeResult:
+    value = decode_value(r[2])
+    waiting = None
+    if r[1] == "waiting" and isinstance(value, dict):
+        waiting, value = Waiting.from_dict(value), None
+    return NodeResult(
+        node_id=r[0], status=r[1], value=value,
+        usage=usage_from_dict(json.loads(r[3]) if r[3] else None), cost_usd=float(r[4] or 0.0),
+        model=r[5], attempts=decode_attempts(r[6]), cache_hit=bool(r[7]),
+        started_at=r[8], finished_at=r[9], error=r[10], error_type=r[11], waiting=waiting,
     )
 
 
