@@ -319,6 +319,8 @@ class Budget:
         self._clock = clock
         self._started = clock()
         self.exhausted: BudgetExceeded | None = None
+        # Per model: the highest billed/catalog price ratio a provider has charged in this run.
+        self._markups: dict[str, float] = {}
 
     @classmethod
     def from_spec(cls, spec: "BudgetSpec | None", *, ledger: Ledger | None = None) -> "Budget":
@@ -330,8 +332,13 @@ class Budget:
     def limits_calls(self) -> bool:
         return self.caps.max_cost_usd is not None or self.caps.max_tokens is not None
 
-    def reserve(self, cost_usd: float, tokens: int, label: str = "") -> Reservation:
-        """Hold a call's worst case, or raise :class:`BudgetExceeded` (and remember it)."""
+    def reserve(self, cost_usd: float, tokens: int, label: str = "", *, model: str | None = None) -> Reservation:
+        """Hold a call's worst case, or raise :class:`BudgetExceeded` (and remember it).
+
+        ``cost_usd`` is the worst case at the catalog price; for a ``model`` whose provider has
+        billed above that price in this run, the hold is raised by the same ratio.
+        """
+        cost_usd *= self.markup(model)
         try:
             self.check_wall()
             rid = self.ledger.reserve(self.caps, cost_usd, tokens)
@@ -341,6 +348,19 @@ class Budget:
             raise
         return Reservation(rid, cost_usd, tokens, label)
 
+    def markup(self, model: str | None) -> float:
+        """How many times its catalog price ``model``'s provider has billed (1.0 until it billed more)."""
+        return self._markups.get(model, 1.0) if model is not None else 1.0
+
+    def observe_bill(self, model: str, billed_usd: float, catalog_usd: float | None) -> None:
+        """A provider reported what it billed for a call of ``model``. Above the catalog price,
+        later reservations for the model are raised by that ratio, so the hard cap still holds."""
+        if catalog_usd is None or catalog_usd <= 0 or billed_usd <= catalog_usd:
+            return
+        ratio = billed_usd / catalog_usd
+        if ratio > self._markups.get(model, 1.0):
+            self._markups[model] = ratio
+
     def settle(self, reservation: Reservation, cost_usd: float, tokens: int) -> None:
         """Replace a reservation with what the call actually used (0, 0 after a failed call)."""
         if reservation.settled:
@@ -348,9 +368,10 @@ class Budget:
         reservation.settled = True
         self.ledger.settle(reservation.id, cost_usd, tokens)
 
-    def fits(self, cost_usd: float, tokens: int) -> Fit:
-        """Whether a call of this worst case would be granted now (nothing is reserved)."""
-        return self.caps.fit(self.ledger.totals(), cost_usd, tokens)
+    def fits(self, cost_usd: float, tokens: int, *, model: str | None = None) -> Fit:
+        """Whether a call of this worst case would be granted now (nothing is reserved);
+        ``model`` raises the cost as :meth:`reserve` would."""
+        return self.caps.fit(self.ledger.totals(), cost_usd * self.markup(model), tokens)
 
     def book(self, cost_usd: float, tokens: int) -> None:
         """Count spend that was not reserved first: a judge's call made by a verifier, or what a

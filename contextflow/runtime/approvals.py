@@ -22,6 +22,7 @@ from typing import Any, Iterable, Mapping
 from contextflow.core.errors import UserError
 from contextflow.core.events import DecisionRecorded, EventSink
 from contextflow.core.results import NodeResult, to_jsonable
+from contextflow.core.rungs import parse_rung
 from contextflow.core.state import StateDir
 from contextflow.core.waiting import Waiting
 from contextflow.cost.budget import Caps, Fit, Totals
@@ -140,7 +141,8 @@ class ApprovalGate:
         """Whether a cascade may climb to a pricier rung now, or waits for a person."""
         if not self._loaded:
             self._load()
-        fit = ctx.budget.fits(escalation.worst_case_cost_usd, escalation.worst_case_tokens)
+        fit = ctx.budget.fits(escalation.worst_case_cost_usd, escalation.worst_case_tokens,
+                              model=parse_rung(escalation.to_model).model)
         proposal = None if fit else _budget_proposal(escalation.to_model, fit)
         if not escalation_waits(self.level, escalation.node, proposal is not None):
             return PROCEED
@@ -171,7 +173,7 @@ class ApprovalGate:
             return None
         model = primary_models(ctx, node)[0]
         messages = render_messages(node, scope)
-        fit = budget.fits(*worst_case(model, messages, output_limit(node, dict(node.params), model)))
+        fit = budget.fits(*worst_case(model, messages, output_limit(node, dict(node.params), model)), model=model)
         if fit:
             return None
         return _waiting("budget", "budget", proposal=_budget_proposal(model, fit))

@@ -16,6 +16,8 @@ from typing import Any, Awaitable, Callable, TypeVar
 from contextflow.core.attempts import Attempt
 from contextflow.core.events import AttemptFinished, Usage
 from contextflow.core.waiting import Waiting
+from contextflow.core.errors import UserError
+from contextflow.core.results import NodeResult
 from contextflow.cost.budget import BudgetExceeded
 from contextflow.runtime.context import RunContext
 from contextflow.runtime.executor import Work
@@ -65,6 +67,27 @@ class NodeHeld(Exception):
         self.waiting = waiting
         self.spend = spend
         super().__init__(waiting.message)
+
+
+def stopped_result(node_id: str, exc: Exception, started: float) -> NodeResult:
+    """The result of a node that raised: held at a gate part-way, or failed (with what it spent)."""
+    now = time.time()
+    if isinstance(exc, NodeHeld):
+        s = exc.spend
+        return NodeResult(node_id, "waiting", None, s.usage, s.cost_usd, None, s.attempts, False, started, now,
+                          exc.waiting.message, waiting=exc.waiting)
+    if isinstance(exc, NodeError):
+        s = exc.spend
+        etype = "budget" if isinstance(exc.cause, BudgetExceeded) else exc.error_type
+        return NodeResult(node_id, "failed", None, s.usage, s.cost_usd, None, s.attempts, False, started, now,
+                          str(exc), etype)
+    if isinstance(exc, BudgetExceeded):
+        return NodeResult(node_id, "failed", started_at=started, finished_at=now, error=str(exc), error_type="budget")
+    if isinstance(exc, UserError):
+        return NodeResult(node_id, "failed", started_at=started, finished_at=now, error=str(exc),
+                          error_type="user_error")
+    return NodeResult(node_id, "failed", started_at=started, finished_at=now, error=f"{type(exc).__name__}: {exc}",
+                      error_type=error_kind(exc))
 
 
 async def with_retries(

@@ -85,7 +85,7 @@ PROCEED = Proceed()
 @dataclass(frozen=True, slots=True)
 class Escalation:
     """A cascade about to climb from ``from_model`` to the pricier ``to_model``, with that call's
-    worst case (what its reservation would hold)."""
+    worst case at the catalog price (``Budget.fits(..., model=...)`` adds what its provider bills above it)."""
 
     node_id: str
     node: Any

@@ -14,6 +14,7 @@ from typing import Any
 
 from contextflow.core.attempts import EscalationStop, RoutingDecision, Verdict
 from contextflow.core.errors import UserError
+from contextflow.core.rungs import parse_rung
 from contextflow.core.events import Usage
 from contextflow.cost.router import Router
 from contextflow.cost.verifiers import run_verifiers
@@ -82,10 +83,10 @@ def _unaffordable(caller: LLMCaller, model: str, worst_usd: float) -> Escalation
     ctx = caller.ctx
     if caller.node_id not in ctx.model_plan or ctx.budget.caps.max_cost_usd is None:
         return None
-    fit = ctx.budget.fits(worst_usd, 0)
+    fit = ctx.budget.fits(worst_usd, 0, model=parse_rung(model).model)
     if fit:
         return None
-    return EscalationStop(model, round(worst_usd, 8), round(fit.left_cost_usd or 0.0, 8), "budget")
+    return EscalationStop(model, round(fit.cost_usd, 8), round(fit.left_cost_usd or 0.0, 8), "budget")
 
 
 async def _ask_guard(caller: LLMCaller, from_model: str, to_model: str, cost: float, tokens: int) -> Hold | None:

@@ -26,7 +26,7 @@ from contextflow.core.errors import UserError
 from contextflow.core.attempts import Attempt, StepDown
 from contextflow.runtime.attempts import NodeError, Spend, submit_timed, with_retries
 from contextflow.runtime.cache import cache_key, spec_fingerprint
-from contextflow.runtime.calls import call_model, model_info, price_call, worst_case
+from contextflow.runtime.calls import call_model, catalog_price, model_info, price_call, worst_case
 from contextflow.runtime.context import RunContext, provider_of
 from contextflow.core.events import AttemptStarted, Usage
 from contextflow.runtime.executor import Work
@@ -137,7 +137,7 @@ class LLMCaller:
             cost_cap, token_cap = worst_case(rung.model, messages, output_limit(self.node, params, rung.model))
         else:
             cost_cap, token_cap = 0.0, 0
-        reservation = ctx.budget.reserve(cost_cap, token_cap, label=self.node_id)
+        reservation = ctx.budget.reserve(cost_cap, token_cap, label=self.node_id, model=rung.model)
         started, wall = time.monotonic(), time.time()
         try:
             async with ctx.limits.slot(rung.model):
@@ -161,7 +161,9 @@ class LLMCaller:
         latency = time.monotonic() - started
         usage = Usage(**raw["usage"])
         cost, source = price_call(rung.model, usage, raw.get("provider_cost_usd"))
-        ctx.budget.settle(reservation, cost, usage.total_tokens)
+        ctx.budget.settle(reservation, cost, usage.total_tokens)  # what was billed, above the price map or not
+        if source == "provider":
+            ctx.budget.observe_bill(rung.model, cost, catalog_price(rung.model, usage))
         self.spend.usage.add(usage)
         self.spend.cost_usd += cost
         attempt = Attempt(
@@ -205,7 +207,7 @@ class LLMCaller:
                 ) from None
 
     def rung_worst_case(self, rung: str, messages: list[dict[str, Any]]) -> tuple[float, int]:
-        """The dollars and tokens a call on ``rung`` could use at most (what its reservation would hold)."""
+        """The dollars (at the catalog price) and tokens a call on ``rung`` could use at most."""
         base = parse_rung(rung).model
         return worst_case(base, messages, output_limit(self.node, self.params_for(base), base))
 
@@ -223,7 +225,7 @@ class LLMCaller:
         for rung in reversed(ladder[: ladder.index(models[0]) + 1]):
             if rung != models[0] and rung in tried:
                 break
-            fit = self.ctx.budget.fits(self.rung_worst_case(rung, messages)[0], 0)
+            fit = self.ctx.budget.fits(self.rung_worst_case(rung, messages)[0], 0, model=parse_rung(rung).model)
             if fit:
                 if rung != models[0]:
                     self.step_note = StepDown(models[0], fit.left_cost_usd or 0.0)

@@ -24,12 +24,11 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from contextflow.cost.budget import BudgetExceeded
 from contextflow.dags.expressions import evaluate_condition
 from contextflow.dags.plan import Plan
 from contextflow.dags.refs import resolve_value
 from contextflow.core.errors import UserError
-from contextflow.runtime.attempts import NodeError, NodeHeld
+from contextflow.runtime.attempts import stopped_result
 from contextflow.runtime.checkpoints import CHECKPOINT_MODES, BackgroundWriter, CheckpointMode
 from contextflow.runtime.context import RunContext
 from contextflow.core.events import (
@@ -46,7 +45,7 @@ from contextflow.runtime.gates import PROCEED, Gate, Proceed, ProceedWith
 from contextflow.runtime.verdicts import add_earlier, held_or_passed, instead_of_running
 from contextflow.runtime import run_status
 from contextflow.runtime.handlers import HANDLERS, Handler
-from contextflow.runtime.policies import NodePolicies, error_kind, policies_for
+from contextflow.runtime.policies import NodePolicies, policies_for
 from contextflow.core.results import FINISHED_STATES, NodeResult, RunResult
 from contextflow.core.waiting import Waiting
 from contextflow.runtime.store import RunStore
@@ -301,25 +300,8 @@ class Scheduler:
         except asyncio.CancelledError:
             self._running -= 1
             raise
-        except NodeHeld as exc:
-            s = exc.spend
-            result = NodeResult(nid, "waiting", None, s.usage, s.cost_usd, None, s.attempts, False, started,
-                                time.time(), exc.waiting.message, waiting=exc.waiting)
-        except NodeError as exc:
-            s = exc.spend
-            cause = exc.cause
-            etype = "budget" if isinstance(cause, BudgetExceeded) else exc.error_type
-            result = NodeResult(nid, "failed", None, s.usage, s.cost_usd, None, s.attempts, False, started,
-                                time.time(), str(exc), etype)
-        except BudgetExceeded as exc:
-            result = NodeResult(nid, "failed", started_at=started, finished_at=time.time(), error=str(exc),
-                                error_type="budget")
-        except UserError as exc:
-            result = NodeResult(nid, "failed", started_at=started, finished_at=time.time(), error=str(exc),
-                                error_type="user_error")
         except Exception as exc:
-            result = NodeResult(nid, "failed", started_at=started, finished_at=time.time(),
-                                error=f"{type(exc).__name__}: {exc}", error_type=error_kind(exc))
+            result = stopped_result(nid, exc, started)
         self._running -= 1
         if earlier is not None:
             add_earlier(result, earlier)
