@@ -24,7 +24,8 @@ from contextflow.core.waiting import Waiting
 
 __all__ = [
     "FINISHED_STATES", "Attempt", "EscalationStop", "NodeResult", "RoutingDecision", "RunResult", "StepDown",
-    "Verdict", "Waiting", "decode_attempts", "decode_value", "encode_attempts", "encode_value", "to_jsonable", "usage_from_dict",
+    "Verdict", "Waiting", "decode_attempts", "decode_value", "encode_attempts", "encode_value", "to_jsonable",
+    "usage_from_dict",
 ]
 
 #: Node states after which a node never runs again in this run (resume skips them).

@@ -197,7 +197,8 @@ class Scheduler:
             failed = [r for r in self.results.values() if r.status == "failed"]
             error = "; ".join(f"{r.node_id}: {r.error}" for r in failed[:3]) or None
         if self.run_store is not None:
-            run_status.run_finished(self.run_store, self.ctx.run_id, status, error=error, outputs=outputs, cost_usd=cost)
+            run_status.run_finished(self.run_store, self.ctx.run_id, status, error=error, outputs=outputs,
+                                    cost_usd=cost)
         self._emit(RunFinished(self.ctx.run_id, status, outputs, cost, usage, error=error))  # type: ignore[arg-type]
         return RunResult(self.ctx.run_id, status, outputs, cost, usage, self.results, self.plan.spec.name, error)  # type: ignore[arg-type]
 
@@ -405,4 +406,3 @@ class Scheduler:
             and not self._done.done()
         ):
             self._done.set_result(None)
-

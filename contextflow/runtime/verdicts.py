@@ -27,7 +27,8 @@ def instead_of_running(node_id: str, verdict: GateVerdict, budget: Budget) -> No
     if isinstance(verdict, Skip):
         return NodeResult(node_id, "skipped", error=verdict.reason, finished_at=time.time())
     if isinstance(verdict, Fail):
-        return NodeResult(node_id, "failed", error=verdict.error, error_type=verdict.error_type, finished_at=time.time())
+        return NodeResult(node_id, "failed", error=verdict.error, error_type=verdict.error_type,
+                          finished_at=time.time())
     raise TypeError(f"a gate answered node '{node_id}' with {verdict!r}, which is not a gate verdict")
 
 

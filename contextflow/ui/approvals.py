@@ -141,7 +141,8 @@ def create_router(state: StateDir) -> Any:
         except UserError as exc:
             raise HTTPException(status_code=404, detail=str(exc)) from None
         # The proposal in its JSON form; the edit box starts from what an edit replaces.
-        nodes = {nid: {"proposal": held.to_dict(), "editable": approvals.editable(held)} for nid, held in waiting.items()}
+        nodes = {nid: {"proposal": held.to_dict(), "editable": approvals.editable(held)}
+                 for nid, held in waiting.items()}
         return {"run_id": run_id, "nodes": nodes, "resume": resumer.outcomes.get(run_id)}
 
     @router.post("/api/runs/{run_id}/nodes/{node_id}/approve")
