@@ -105,6 +105,7 @@ def time_runs(shape: str, n: int, repeats: int) -> dict[str, float]:
 
 def record_large_run(db: Path, nodes: int = 500, calls: int = 3) -> str:
     from contextflow.core import events as ev
+    from contextflow.core.attempts import Attempt
     from contextflow.trace import TraceSink
 
     run_id = "bench-2000"
@@ -118,8 +119,9 @@ def record_large_run(db: Path, nodes: int = 500, calls: int = 3) -> str:
         sink(ev.NodeStarted(run_id, node, "llm", ts=start))
         for a in range(1, calls + 1):
             sink(ev.AttemptStarted(run_id, node, a, "gpt-4o-mini", prompt=[{"role": "user", "content": f"prompt {node}"}], ts=start + a * 0.1))
-            sink(ev.AttemptFinished(run_id, node, a, "gpt-4o-mini", a == calls, ev.Usage(200, 50), 0.0001,
-                                    latency_s=0.09, response=f"reply {node}", ts=start + a * 0.1 + 0.09))
+            call = Attempt(a, a == calls, "gpt-4o-mini", usage=ev.Usage(200, 50), cost_usd=0.0001, latency_s=0.09,
+                           response=f"reply {node}")
+            sink(ev.AttemptFinished(run_id, node, call, ts=start + a * 0.1 + 0.09))
         sink(ev.NodeFinished(run_id, node, "succeeded", "ok", 0.0003, ev.Usage(600, 150), "gpt-4o-mini",
                              duration_s=0.4, ts=start + 0.4))
     sink(ev.RunFinished(run_id, "succeeded", {}, 0.15, ev.Usage(300000, 75000), ts=t + 10.5))

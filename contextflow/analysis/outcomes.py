@@ -27,10 +27,6 @@ def last_user_text(prompt: Any) -> str:
     return str(prompt or "")
 
 
-def _passed(attempt: dict[str, Any]) -> bool:
-    return all(v.get("passed") for v in attempt.get("verdicts") or [])
-
-
 def outcomes_from_runs(runs_db: str | Path, traces_db: str | Path, *, node: str | None = None,
                        run_ids: Iterable[str] | None = None, limit: int = 10_000) -> OutcomeRows:
     """Outcomes of every cascade node (or only ``node``) in the stored runs that were traced."""
@@ -49,21 +45,21 @@ def outcomes_from_runs(runs_db: str | Path, traces_db: str | Path, *, node: str 
         for run_id in ids:
             results = store.load_nodes(run_id)
             cascades = {nid: r for nid, r in results.items() if (node is None or nid == node)
-                        and any(a.get("rung") == 0 and "verdicts" in a for a in r.attempts)}
+                        and any(a.rung == 0 for a in r.attempts)}
             if not cascades:
                 continue
             spans = {(s["node_id"], (s["attributes"] or {}).get("contextflow.attempt")): s
                      for s in traces.spans(run_id) if s["kind"] == "attempt"}
             for node_id, result in cascades.items():
-                rungs = {a["rung"]: a for a in result.attempts if "verdicts" in a and "rung" in a}
-                first = spans.get((node_id, rungs[0].get("attempt")))
+                rungs = {a.rung: a for a in result.attempts if a.rung is not None}
+                first = spans.get((node_id, rungs[0].number))
                 if first is None:
                     continue  # not traced: no prompt to learn from
                 attrs = first["attributes"]
                 prompts.append(last_user_text(attrs.get("contextflow.prompt")))
                 answers.append(str(attrs.get("contextflow.response") or ""))
-                weak_ok.append(_passed(rungs[0]))
-                strong_ok.append(_passed(rungs[1]) if 1 in rungs else None)
+                weak_ok.append(bool(rungs[0].passed))
+                strong_ok.append(bool(rungs[1].passed) if 1 in rungs else None)
     if not prompts:
         where = f"node '{node}'" if node else "any cascade node"
         raise UserError(f"no traced cascade outcomes for {where} in {runs_db}",

@@ -21,9 +21,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 from contextflow.core import catalog
+from contextflow.core.attempts import Attempt
 from contextflow.core.errors import UserError
 from contextflow.cost.router import Router
 from contextflow.runtime.sqlite_store import SQLiteRunStore
@@ -110,13 +111,6 @@ class _Pricer:
         return float(self.quality.get(model, catalog.quality_of(model)))
 
 
-def _passed(attempt: Mapping[str, Any]) -> bool | None:
-    verdicts = attempt.get("verdicts")
-    if verdicts is None:
-        return None
-    return all(v.get("passed") for v in verdicts)
-
-
 def _route_choice(node_id: str, override: Mapping[str, Any], ladder: list[str], prompt: str | None) -> str:
     """The rung a trained router picks for the node's recorded prompt."""
     if not override.get("router"):
@@ -128,19 +122,26 @@ def _route_choice(node_id: str, override: Mapping[str, Any], ladder: list[str], 
     return Router.load(override["router"]).choose(prompt, ladder)[0]
 
 
-def replay_node(node_id: str, node_spec: Mapping[str, Any], attempts: list[Mapping[str, Any]], policy: Mapping[str, Any],
-                *, prompt: str | None = None) -> NodeReplay | None:
-    calls = [a for a in attempts if a.get("ok") and a.get("model")]
+def _typed(attempts: Iterable[Attempt | Mapping[str, Any]]) -> list[Attempt]:
+    """Recorded attempts, typed: from the run store already, or the rows of a JSON export."""
+    return [a if isinstance(a, Attempt) else Attempt.from_dict(a) for a in attempts
+            if isinstance(a, (Attempt, Mapping))]
+
+
+def replay_node(node_id: str, node_spec: Mapping[str, Any], attempts: Iterable[Attempt | Mapping[str, Any]],
+                policy: Mapping[str, Any], *, prompt: str | None = None) -> NodeReplay | None:
+    recorded_attempts = _typed(attempts)
+    calls = [a for a in recorded_attempts if a.ok and a.model]
     if not calls:
         return None
     pricer = _Pricer(policy)
-    by_model = {str(a["model"]): a for a in calls}
-    before_models = list(dict.fromkeys(str(a["model"]) for a in calls))
-    before_cost = sum(float(a.get("cost_usd") or 0) for a in attempts)
+    by_model = {str(a.model): a for a in calls}
+    before_models = list(dict.fromkeys(str(a.model) for a in calls))
+    before_cost = sum(a.cost_usd for a in recorded_attempts)
     last = calls[-1]
-    verdict = _passed(last)
-    before_quality = (1.0 if verdict else 0.0) if verdict is not None else pricer.prior(str(last["model"]))
-    tokens_in, tokens_out = int(last.get("input_tokens") or 0), int(last.get("output_tokens") or 0)
+    verdict = last.passed
+    before_quality = (1.0 if verdict else 0.0) if verdict is not None else pricer.prior(str(last.model))
+    tokens_in, tokens_out = last.usage.input_tokens, last.usage.output_tokens
 
     override = (policy.get("nodes") or {}).get(node_id) or {}
     substitute = policy.get("models") or {}
@@ -160,10 +161,10 @@ def replay_node(node_id: str, node_spec: Mapping[str, Any], attempts: list[Mappi
         seen = by_model.get(model)
         if seen is not None:
             # A recorded call keeps its real cost unless the policy re-prices its model.
-            spent = (pricer.cost(model, int(seen.get("input_tokens") or 0), int(seen.get("output_tokens") or 0))
-                     if pricer.overrides_price(model) else float(seen.get("cost_usd") or 0))
+            spent = (pricer.cost(model, seen.usage.input_tokens, seen.usage.output_tokens)
+                     if pricer.overrides_price(model) else seen.cost_usd)
             cost += reach * spent
-            outcome = _passed(seen)
+            outcome = seen.passed
             p_pass = float(outcome) if outcome is not None else pricer.prior(model)
             recorded.append(True)  # a call on record: its real cost (and verdict, when checked)
         else:
@@ -190,7 +191,7 @@ def replay_nodes(run_id: str, spec: Mapping[str, Any], nodes: Mapping[str, Mappi
                         hint=f"its nodes are {', '.join(sorted(set(specs) | set(nodes)))}")
     rows = []
     for node_id, result in nodes.items():
-        row = replay_node(node_id, specs.get(node_id, {}), list(result.get("attempts") or []), policy,
+        row = replay_node(node_id, specs.get(node_id, {}), result.get("attempts") or [], policy,
                           prompt=result.get("prompt"))
         if row is not None:
             rows.append(row)

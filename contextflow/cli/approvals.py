@@ -18,6 +18,7 @@ from typing import Any, Optional
 import typer
 
 from contextflow.core.errors import UserError
+from contextflow.core.waiting import Waiting
 from contextflow.api import resume
 from contextflow.runtime.approvals import pending
 from contextflow.api import approve
@@ -77,18 +78,18 @@ def _read_json(path: Path) -> Any:
         raise UserError(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}") from None
 
 
-def show_proposal(node_id: str, proposal: dict[str, Any]) -> str:
+def show_proposal(node_id: str, held: Waiting) -> str:
     """A plain-text rendering of what a waiting node proposes."""
-    lines = [f"{node_id}: waiting ({proposal.get('reason')}, {proposal.get('phase')})"]
-    shown = proposal.get("proposal")
+    lines = [f"{node_id}: waiting ({held.reason}, {held.phase})"]
+    shown = held.proposal
     if isinstance(shown, dict) and shown.get("diff"):
         lines.append(str(shown["diff"]))
     elif isinstance(shown, dict) and shown.get("command"):
         lines.append(f"$ {shown['command']}    (in {shown.get('cwd')})")
     elif shown is not None:
         lines.append(json.dumps(shown, indent=2, ensure_ascii=False, default=str))
-    if "output" in proposal:
-        lines.append(json.dumps(proposal["output"], indent=2, ensure_ascii=False, default=str))
+    if held.phase == "after":
+        lines.append(json.dumps(held.output, indent=2, ensure_ascii=False, default=str))
     return "\n".join(lines)
 
 
@@ -112,12 +113,13 @@ def register(app: typer.Typer) -> None:
 
         waiting = pending(run_id, project=project)
         if as_json:
-            typer.echo(json.dumps(waiting, indent=2, ensure_ascii=False, default=str))
+            shown = {node_id: held.to_dict() for node_id, held in waiting.items()}
+            typer.echo(json.dumps(shown, indent=2, ensure_ascii=False, default=str))
             return
         if not waiting:
             typer.echo(f"run {run_id} has no waiting nodes")
-        for node_id, proposal in waiting.items():
-            typer.echo(show_proposal(node_id, proposal))
+        for node_id, held in waiting.items():
+            typer.echo(show_proposal(node_id, held))
 
     @app.command("approve")
     def approve_command(run_id: str, node: str, project: Optional[Path] = project_opt,
@@ -175,13 +177,13 @@ def prompt_decisions(run_id: str, project: Optional[Path]) -> bool:
     if not (sys.stdin.isatty() and sys.stderr.isatty()):
         return False
     decided = False
-    for node_id, proposal in pending(run_id, project=project).items():
-        typer.echo(show_proposal(node_id, proposal), err=True)
+    for node_id, held in pending(run_id, project=project).items():
+        typer.echo(show_proposal(node_id, held), err=True)
         answer = typer.prompt("[a]pprove, [e]dit, [r]eject, [s]kip for now", default="s", err=True).strip().lower()
         if answer.startswith("a"):
             approve(run_id, node_id, project=project)
         elif answer.startswith("e"):
-            edit(run_id, node_id, _from_editor(editable(proposal)), project=project)
+            edit(run_id, node_id, _from_editor(editable(held)), project=project)
         elif answer.startswith("r"):
             reject(run_id, node_id, project=project)
         else:

@@ -14,30 +14,14 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Protocol
 
+from contextflow.core.attempts import Attempt
+from contextflow.core.usage import Usage
+from contextflow.core.waiting import Waiting
+
 NodeStatus = Literal[
     "pending", "running", "succeeded", "failed", "skipped", "cached", "waiting", "cancelled"
 ]
 RunStatus = Literal["running", "succeeded", "failed", "cancelled", "waiting", "budget_exceeded"]
-
-
-@dataclass(slots=True)
-class Usage:
-    """Token counts of one model call (or a sum of several)."""
-
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    reasoning_tokens: int = 0
-
-    @property
-    def total_tokens(self) -> int:
-        return self.input_tokens + self.output_tokens
-
-    def add(self, other: "Usage") -> None:
-        self.input_tokens += other.input_tokens
-        self.output_tokens += other.output_tokens
-        self.cache_read_tokens += other.cache_read_tokens
-        self.reasoning_tokens += other.reasoning_tokens
 
 
 @dataclass(slots=True)
@@ -98,11 +82,10 @@ class NodeSkipped(Event):
 
 @dataclass(slots=True)
 class NodeWaiting(Event):
-    """A node stopped at an approval gate; the run can resume after a decision."""
+    """A node stopped at a gate; the run can resume after a decision."""
 
     node_id: str
-    gate: str
-    proposal: Any = None
+    waiting: Waiting
 
 
 @dataclass(slots=True)
@@ -116,37 +99,12 @@ class AttemptStarted(Event):
 
 @dataclass(slots=True)
 class AttemptFinished(Event):
-    """One model call (or one try of a tool), successful or not."""
+    """One model call, successful or not, once its checks are done (validation, verifiers,
+    routing). The same :class:`Attempt` is in the node's result, so the run store and the trace
+    record one value."""
 
     node_id: str
-    attempt: int
-    model: str | None
-    ok: bool
-    usage: Usage
-    cost_usd: float
-    cost_source: Literal["provider", "price_map", "none"] = "price_map"
-    latency_s: float = 0.0
-    provider: str | None = None
-    response_model: str | None = None
-    response: Any = None
-    error: str | None = None
-    error_type: str | None = None
-    time_to_first_token_s: float | None = None
-    item: int | None = None  # index of the element when the node is a map
-
-
-@dataclass(slots=True)
-class AttemptChecked(Event):
-    """What was decided about a finished call once it returned: the verifiers' verdicts (cascade)
-    and the router's decision (route). Separate from AttemptFinished because the checks run after
-    the call; the trace adds them to that attempt's span."""
-
-    node_id: str
-    attempt: int
-    verdicts: list[dict[str, Any]] = field(default_factory=list)
-    routing: dict[str, Any] | None = None
-    rung: int | None = None
-    item: int | None = None
+    attempt: Attempt
 
 
 @dataclass(slots=True)

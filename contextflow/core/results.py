@@ -1,5 +1,8 @@
 """What a run produces: one :class:`NodeResult` per node and a :class:`RunResult` for the run.
 
+A node's tries are typed :class:`~contextflow.core.attempts.Attempt` values and a node held at
+a gate carries a :class:`~contextflow.core.waiting.Waiting`; both are importable from here.
+
 Results are persisted (run store, cache) as JSON. Values that are pydantic models (a
 ``ContextWindow``, a python node's typed output) are stored with their class path and rebuilt on
 load, but only for classes inside ``contextflow``: a stored file must not choose what gets imported.
@@ -14,7 +17,16 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import Any
 
-from contextflow.core.events import NodeStatus, RunStatus, Usage
+from contextflow.core.attempts import Attempt, EscalationStop, RoutingDecision, StepDown, Verdict
+from contextflow.core.events import NodeStatus, RunStatus
+from contextflow.core.usage import Usage
+from contextflow.core.waiting import Waiting
+
+__all__ = [
+    "FINISHED_STATES", "Attempt", "EscalationStop", "NodeResult", "RoutingDecision", "RunResult", "StepDown",
+    "Verdict", "Waiting", "decode_attempts", "decode_value", "encode_attempts", "encode_value", "to_jsonable",
+    "usage_from_dict",
+]
 
 #: Node states after which a node never runs again in this run (resume skips them).
 FINISHED_STATES: frozenset[str] = frozenset({"succeeded", "cached", "skipped"})
@@ -31,12 +43,13 @@ class NodeResult:
     usage: Usage = field(default_factory=Usage)
     cost_usd: float = 0.0
     model: str | None = None
-    attempts: list[dict[str, Any]] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
     cache_hit: bool = False
     started_at: float | None = None
     finished_at: float | None = None
     error: str | None = None
     error_type: str | None = None
+    waiting: Waiting | None = None  # set when status is "waiting": why, and what a person decides on
 
     @property
     def finished(self) -> bool:
@@ -145,8 +158,16 @@ def encode_value(value: Any) -> str:
     return _storable(_ENCODER.encode(value), value, _ASCII_ENCODER)
 
 
-def encode_attempts(attempts: list[dict[str, Any]]) -> str:
-    return _storable(_ATTEMPTS_ENCODER.encode(attempts), attempts, _ASCII_ATTEMPTS_ENCODER)
+def encode_attempts(attempts: list[Attempt]) -> str:
+    rows = [a.to_dict() for a in attempts]
+    return _storable(_ATTEMPTS_ENCODER.encode(rows), rows, _ASCII_ATTEMPTS_ENCODER)
+
+
+def decode_attempts(text: str | None) -> list[Attempt]:
+    """Stored attempts (typed rows, or the plain dicts of older runs)."""
+    if not text:
+        return []
+    return [Attempt.from_dict(row) for row in json.loads(text) if isinstance(row, dict)]
 
 
 def decode_value(text: str | None) -> Any:
@@ -167,11 +188,4 @@ def _plain_default(value: Any) -> Any:
 
 
 def usage_from_dict(data: dict[str, Any] | None) -> Usage:
-    if not data:
-        return Usage()
-    return Usage(
-        int(data.get("input_tokens", 0)),
-        int(data.get("output_tokens", 0)),
-        int(data.get("cache_read_tokens", 0)),
-        int(data.get("reasoning_tokens", 0)),
-    )
+    return Usage.from_dict(data)

@@ -6,8 +6,10 @@ plus everything already reserved plus this call stays within every cap, so no in
 concurrent calls can end above a cap. After the call the reservation is settled with the actual
 usage, which frees the difference for other calls.
 
-The arithmetic lives in a ledger. :class:`MemoryLedger` serves one process (a lock makes it safe
-from threads, and reserve/settle never await, so it is safe on an asyncio loop too).
+The check itself is :meth:`Caps.fit` (what :meth:`Budget.fits` answers and what a reservation
+must pass); :meth:`Budget.book` counts spend that was not reserved first. The books live in a
+ledger. :class:`MemoryLedger` serves one process (a lock makes it safe from threads, and
+reserve/settle never await, so it is safe on an asyncio loop too).
 :class:`SQLiteLedger` keeps the same books in a SQLite table and takes ``BEGIN IMMEDIATE`` around
 each check-and-insert, so reservations hold across processes (e.g. Dask workers on one host).
 """
@@ -51,46 +53,114 @@ class Reservation:
 
 
 @dataclass(frozen=True, slots=True)
-class Caps:
-    max_cost_usd: float | None = None
-    max_tokens: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class Totals:
     spent_cost_usd: float
     spent_tokens: int
     reserved_cost_usd: float
     reserved_tokens: int
 
+    @property
+    def committed_cost_usd(self) -> float:
+        return self.spent_cost_usd + self.reserved_cost_usd
 
-class Ledger(Protocol):
-    def reserve(self, caps: Caps, cost_usd: float, tokens: int) -> int: ...
-    def settle(self, reservation_id: int, cost_usd: float, tokens: int) -> None: ...
-    def totals(self) -> Totals: ...
+    @property
+    def committed_tokens(self) -> int:
+        return self.spent_tokens + self.reserved_tokens
 
 
 # Float sums drift by ulps; a cap is compared with this slack so an exact fit is not refused.
 _EPS = 1e-12
 
 
-def _check(caps: Caps, totals: Totals, cost_usd: float, tokens: int) -> None:
-    if caps.max_cost_usd is not None:
-        committed = totals.spent_cost_usd + totals.reserved_cost_usd
-        if committed + cost_usd > caps.max_cost_usd + _EPS:
-            raise BudgetExceeded(
-                "cost",
-                f"cost budget exhausted: ${committed:.6f} spent or reserved of ${caps.max_cost_usd:.6f}, "
-                f"and the next call may cost up to ${cost_usd:.6f}",
-            )
-    if caps.max_tokens is not None:
-        committed_tokens = totals.spent_tokens + totals.reserved_tokens
-        if committed_tokens + tokens > caps.max_tokens:
-            raise BudgetExceeded(
+@dataclass(frozen=True, slots=True)
+class Fit:
+    """Whether a call's worst case fits what is left of every cap; ``bool(fit)`` says it does.
+
+    ``kind`` names the first cap the call would pass (None when it fits); ``totals`` are the
+    books the answer was computed from.
+    """
+
+    cost_usd: float
+    tokens: int
+    caps: "Caps"
+    totals: Totals
+    kind: BudgetKind | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.kind is None
+
+    def __bool__(self) -> bool:
+        return self.kind is None
+
+    @property
+    def left_cost_usd(self) -> float | None:
+        """What is left of the cost cap (spent and reserved both count), or None without one."""
+        cap = self.caps.max_cost_usd
+        return None if cap is None else cap - self.totals.committed_cost_usd
+
+    @property
+    def left_tokens(self) -> int | None:
+        cap = self.caps.max_tokens
+        return None if cap is None else cap - self.totals.committed_tokens
+
+    def shortfall(self) -> tuple[float, int]:
+        """How far past each cap the call could go ($, tokens; 0 where it fits or no cap is set)."""
+        cost = self.left_cost_usd
+        tokens = self.left_tokens
+        return (max(self.cost_usd - cost, 0.0) if cost is not None else 0.0,
+                max(self.tokens - tokens, 0) if tokens is not None else 0)
+
+    def error(self) -> BudgetExceeded:
+        """The refusal of a call that does not fit."""
+        if self.kind == "tokens":
+            return BudgetExceeded(
                 "tokens",
-                f"token budget exhausted: {committed_tokens} tokens spent or reserved of "
-                f"{caps.max_tokens}, and the next call may use up to {tokens}",
+                f"token budget exhausted: {self.totals.committed_tokens} tokens spent or reserved of "
+                f"{self.caps.max_tokens}, and the next call may use up to {self.tokens}",
             )
+        return BudgetExceeded(
+            "cost",
+            f"cost budget exhausted: ${self.totals.committed_cost_usd:.6f} spent or reserved of "
+            f"${self.caps.max_cost_usd:.6f}, and the next call may cost up to ${self.cost_usd:.6f}",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Caps:
+    max_cost_usd: float | None = None
+    max_tokens: int | None = None
+
+    def fit(self, totals: Totals, cost_usd: float, tokens: int) -> Fit:
+        """The one budget check: spent + reserved + this call's worst case within every cap.
+
+        A call that exactly fills a cap fits.
+        """
+        if self.max_cost_usd is not None and totals.committed_cost_usd + cost_usd > self.max_cost_usd + _EPS:
+            return Fit(cost_usd, tokens, self, totals, "cost")
+        if self.max_tokens is not None and totals.committed_tokens + tokens > self.max_tokens:
+            return Fit(cost_usd, tokens, self, totals, "tokens")
+        return Fit(cost_usd, tokens, self, totals)
+
+    def raised(self, cost_usd: float = 0.0, tokens: int = 0) -> "Caps":
+        """These caps raised by a grant (a cap that is not set stays unset)."""
+        return Caps(
+            self.max_cost_usd + cost_usd if self.max_cost_usd is not None else None,
+            self.max_tokens + tokens if self.max_tokens is not None else None,
+        )
+
+
+class Ledger(Protocol):
+    def reserve(self, caps: Caps, cost_usd: float, tokens: int) -> int: ...
+    def settle(self, reservation_id: int, cost_usd: float, tokens: int) -> None: ...
+    def book(self, cost_usd: float, tokens: int) -> None: ...
+    def totals(self) -> Totals: ...
+
+
+def _admit(caps: Caps, totals: Totals, cost_usd: float, tokens: int) -> None:
+    fit = caps.fit(totals, cost_usd, tokens)
+    if not fit:
+        raise fit.error()
 
 
 class MemoryLedger:
@@ -107,7 +177,7 @@ class MemoryLedger:
 
     def reserve(self, caps: Caps, cost_usd: float, tokens: int) -> int:
         with self._lock:
-            _check(caps, self._totals(), cost_usd, tokens)
+            _admit(caps, self._totals(), cost_usd, tokens)
             rid = next(self._ids)
             self._open[rid] = (cost_usd, tokens)
             self._reserved_cost += cost_usd
@@ -121,6 +191,11 @@ class MemoryLedger:
                 return
             self._reserved_cost -= held[0]
             self._reserved_tokens -= held[1]
+            self._spent_cost += cost_usd
+            self._spent_tokens += tokens
+
+    def book(self, cost_usd: float, tokens: int) -> None:
+        with self._lock:
             self._spent_cost += cost_usd
             self._spent_tokens += tokens
 
@@ -160,12 +235,7 @@ class SQLiteLedger:
         self._local = threading.local()
         self._conn()  # creates the file and its table, or refuses a damaged or newer one
         if spent_cost_usd or spent_tokens:
-            with self._immediate() as c:
-                c.execute(
-                    "INSERT INTO budget_ledger (budget_key, reserved_cost, reserved_tokens, spent_cost,"
-                    " spent_tokens, open, created_at) VALUES (?, 0, 0, ?, ?, 0, ?)",
-                    (budget_key, spent_cost_usd, spent_tokens, time.time()),
-                )
+            self.book(spent_cost_usd, spent_tokens)
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -189,7 +259,7 @@ class SQLiteLedger:
 
     def reserve(self, caps: Caps, cost_usd: float, tokens: int) -> int:
         with self._immediate() as conn:
-            _check(caps, self._totals_in(conn), cost_usd, tokens)
+            _admit(caps, self._totals_in(conn), cost_usd, tokens)
             cur = conn.execute(
                 "INSERT INTO budget_ledger (budget_key, reserved_cost, reserved_tokens, created_at)"
                 " VALUES (?, ?, ?, ?)",
@@ -202,6 +272,14 @@ class SQLiteLedger:
             conn.execute(
                 "UPDATE budget_ledger SET open = 0, spent_cost = ?, spent_tokens = ? WHERE id = ? AND open = 1",
                 (cost_usd, tokens, reservation_id),
+            )
+
+    def book(self, cost_usd: float, tokens: int) -> None:
+        with self._immediate() as conn:
+            conn.execute(
+                "INSERT INTO budget_ledger (budget_key, reserved_cost, reserved_tokens, spent_cost,"
+                " spent_tokens, open, created_at) VALUES (?, 0, 0, ?, ?, 0, ?)",
+                (self.budget_key, cost_usd, tokens, time.time()),
             )
 
     def totals(self) -> Totals:
@@ -238,6 +316,8 @@ class Budget:
         self._clock = clock
         self._started = clock()
         self.exhausted: BudgetExceeded | None = None
+        # Per model: the highest billed/catalog price ratio a provider has charged in this run.
+        self._markups: dict[str, float] = {}
 
     @classmethod
     def from_spec(cls, spec: "BudgetSpec | None", *, ledger: Ledger | None = None) -> "Budget":
@@ -249,8 +329,13 @@ class Budget:
     def limits_calls(self) -> bool:
         return self.caps.max_cost_usd is not None or self.caps.max_tokens is not None
 
-    def reserve(self, cost_usd: float, tokens: int, label: str = "") -> Reservation:
-        """Hold a call's worst case, or raise :class:`BudgetExceeded` (and remember it)."""
+    def reserve(self, cost_usd: float, tokens: int, label: str = "", *, model: str | None = None) -> Reservation:
+        """Hold a call's worst case, or raise :class:`BudgetExceeded` (and remember it).
+
+        ``cost_usd`` is the worst case at the catalog price; for a ``model`` whose provider has
+        billed above that price in this run, the hold is raised by the same ratio.
+        """
+        cost_usd *= self.markup(model)
         try:
             self.check_wall()
             rid = self.ledger.reserve(self.caps, cost_usd, tokens)
@@ -260,11 +345,41 @@ class Budget:
             raise
         return Reservation(rid, cost_usd, tokens, label)
 
+    def markup(self, model: str | None) -> float:
+        """How many times its catalog price ``model``'s provider has billed (1.0 until it billed more)."""
+        return self._markups.get(model, 1.0) if model is not None else 1.0
+
+    def observe_bill(self, model: str, billed_usd: float, catalog_usd: float | None) -> None:
+        """A provider reported what it billed for a call of ``model``. Above the catalog price,
+        later reservations for the model are raised by that ratio, so the hard cap still holds."""
+        if catalog_usd is None or catalog_usd <= 0 or billed_usd <= catalog_usd:
+            return
+        ratio = billed_usd / catalog_usd
+        if ratio > self._markups.get(model, 1.0):
+            self._markups[model] = ratio
+
     def settle(self, reservation: Reservation, cost_usd: float, tokens: int) -> None:
+        """Replace a reservation with what the call actually used (0, 0 after a failed call)."""
         if reservation.settled:
             return
         reservation.settled = True
         self.ledger.settle(reservation.id, cost_usd, tokens)
+
+    def fits(self, cost_usd: float, tokens: int, *, model: str | None = None) -> Fit:
+        """Whether a call of this worst case would be granted now (nothing is reserved);
+        ``model`` raises the cost as :meth:`reserve` would."""
+        return self.caps.fit(self.ledger.totals(), cost_usd * self.markup(model), tokens)
+
+    def book(self, cost_usd: float, tokens: int) -> None:
+        """Count spend that was not reserved first: a judge's call made by a verifier, or what a
+        node spent in an earlier attempt of the run that this attempt's books do not hold yet."""
+        if cost_usd or tokens:
+            self.ledger.book(cost_usd, tokens)
+
+    def grant(self, cost_usd: float = 0.0, tokens: int = 0) -> None:
+        """Raise the caps by what a person approved spending past them."""
+        if cost_usd or tokens:
+            self.caps = self.caps.raised(cost_usd, tokens)
 
     def totals(self) -> Totals:
         return self.ledger.totals()

@@ -17,31 +17,23 @@ deterministic where possible, and explain themselves. Kinds:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import json
 import os
 import re
 import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from contextflow.core.attempts import Verdict
 from contextflow.dags.spec import VerifySpec
 from contextflow.dags.imports import resolve_callable
 from contextflow.providers import register_all
 
 SHELL_TIMEOUT_S = 300.0
 
-
-@dataclass
-class Verdict:
-    name: str
-    kind: str
-    passed: bool
-    score: float | None = None
-    detail: str = ""
-    cost_usd: float = 0.0
-    usage: dict[str, int] = field(default_factory=dict)
+__all__ = ["SHELL_TIMEOUT_S", "Verdict", "run_verifiers"]
 
 
 async def run_verifiers(
@@ -201,6 +193,5 @@ async def _check_judge(name: str, spec: VerifySpec, text: str) -> Verdict:
     except (ValueError, KeyError, TypeError):
         return Verdict(name, "judge", False, detail=f"the judge's reply is not a score: {reply[:120]!r}", cost_usd=cost, usage=tokens)
     verdict = _verdict_from(name, "judge", score, spec.threshold)
-    verdict.detail = f"score {score:.2f} vs {spec.threshold}: {parsed.get('reason', '')}"
-    verdict.cost_usd, verdict.usage = cost, tokens
-    return verdict
+    detail = f"score {score:.2f} vs {spec.threshold}: {parsed.get('reason', '')}"
+    return dataclasses.replace(verdict, detail=detail, cost_usd=cost, usage=tokens)

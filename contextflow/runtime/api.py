@@ -33,7 +33,7 @@ from contextflow.runtime.store import RunStore
 from contextflow.core.state import StateDir
 from contextflow.dags.loader import load_pipeline
 from contextflow.dags.problems import PipelineError
-from contextflow.runtime.approvals import gate_for
+from contextflow.runtime.approvals import gate_for, granted
 from contextflow.runtime.calls import litellm_module
 from contextflow.cost import planner
 from contextflow.runtime.llm import default_model
@@ -153,9 +153,8 @@ async def _execute(
         limits=CallLimits(spec.defaults.provider_limits, budget=budget), allowlist=Allowlist.build(allow_imports), state=state,
         cache=(result_cache if result_cache is not None else ResultCache(state.cache_dir)) if cache else None,  # type: ignore[arg-type]
         workdir=workdir, default_model=model,
+        model_plan={nid: tuple(ladder) for nid, ladder in (model_plan or {}).items()},
     )
-    if model_plan:
-        ctx.extras["model_plan"] = model_plan  # the ladders llm calls may step down (LLMCaller)
     scheduler = Scheduler(
         plan, ctx, inputs=inputs, store=store, prior=prior, gate=gate, resumed=resumed, checkpoint=checkpoint
     )
@@ -260,10 +259,11 @@ async def aresume(
     options = record.options
     store.claim_run(run_id)
     try:
-        store.set_run_status(run_id, "running")
+        books = _budget(spec, budget, spent_cost, spent_tokens, ledger)
+        books.grant(*granted(store, run_id))  # what people approved spending past the caps
         return await _execute(
             spec, record.inputs, run_id=run_id, state=state, store=store, sinks=sinks, trace=trace,
-            executor=executor, budget=_budget(spec, budget, spent_cost, spent_tokens, ledger), model=options.get("model"),
+            executor=executor, budget=books, model=options.get("model"),
             workdir=Path(options.get("workdir") or Path.cwd()), cache=bool(options.get("cache", True)),
             allow_imports=options.get("allow_imports") or (), gate=gate, prior=prior, resumed=True,
             checkpoint=options.get("checkpoint") or "node", autonomy=options.get("autonomy"),

@@ -1,7 +1,9 @@
-"""Trying work again: the retry loop shared by every node kind, and the error a node fails with.
+"""Trying work again: the retry loop shared by every node kind, and how a node stops early.
 
-A :class:`NodeError` carries what the failed node spent (attempts, usage, cost), so a failure
-still reports and persists its accounting.
+A :class:`NodeError` (the node failed) and a :class:`NodeHeld` (a gate held it part-way, e.g. a
+cascade before a pricier rung) carry what the node spent (attempts, usage, cost), so the result
+still reports and persists its accounting. :meth:`Spend.record` is where a finished attempt is
+written: into the node's attempts and, for model calls, onto the bus, as one value.
 """
 
 from __future__ import annotations
@@ -11,9 +13,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable, TypeVar
 
+from contextflow.core.attempts import Attempt
+from contextflow.core.events import AttemptFinished, Usage
+from contextflow.core.waiting import Waiting
+from contextflow.core.errors import UserError
+from contextflow.core.results import NodeResult
 from contextflow.cost.budget import BudgetExceeded
 from contextflow.runtime.context import RunContext
-from contextflow.core.events import Usage
 from contextflow.runtime.executor import Work
 from contextflow.runtime.policies import NodePolicies, error_kind
 
@@ -26,13 +32,19 @@ class Spend:
 
     usage: Usage = field(default_factory=Usage)
     cost_usd: float = 0.0
-    attempts: list[dict[str, Any]] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
     next_attempt: int = 1
 
     def take_attempt_number(self) -> int:
         number = self.next_attempt
         self.next_attempt += 1
         return number
+
+    def record(self, ctx: RunContext, node_id: str, attempt: Attempt) -> Attempt:
+        """Write a finished model-call attempt: the node's result and the trace get this value."""
+        self.attempts.append(attempt)
+        ctx.emit(AttemptFinished(ctx.run_id, node_id, attempt))
+        return attempt
 
 
 class NodeError(Exception):
@@ -46,6 +58,36 @@ class NodeError(Exception):
     @property
     def error_type(self) -> str:
         return error_kind(self.cause) if self.cause is not None else "error"
+
+
+class NodeHeld(Exception):
+    """A gate held a node part-way (a cascade about to escalate); ``spend`` is what it spent so far."""
+
+    def __init__(self, waiting: Waiting, spend: Spend) -> None:
+        self.waiting = waiting
+        self.spend = spend
+        super().__init__(waiting.message)
+
+
+def stopped_result(node_id: str, exc: Exception, started: float) -> NodeResult:
+    """The result of a node that raised: held at a gate part-way, or failed (with what it spent)."""
+    now = time.time()
+    if isinstance(exc, NodeHeld):
+        s = exc.spend
+        return NodeResult(node_id, "waiting", None, s.usage, s.cost_usd, None, s.attempts, False, started, now,
+                          exc.waiting.message, waiting=exc.waiting)
+    if isinstance(exc, NodeError):
+        s = exc.spend
+        etype = "budget" if isinstance(exc.cause, BudgetExceeded) else exc.error_type
+        return NodeResult(node_id, "failed", None, s.usage, s.cost_usd, None, s.attempts, False, started, now,
+                          str(exc), etype)
+    if isinstance(exc, BudgetExceeded):
+        return NodeResult(node_id, "failed", started_at=started, finished_at=now, error=str(exc), error_type="budget")
+    if isinstance(exc, UserError):
+        return NodeResult(node_id, "failed", started_at=started, finished_at=now, error=str(exc),
+                          error_type="user_error")
+    return NodeResult(node_id, "failed", started_at=started, finished_at=now, error=f"{type(exc).__name__}: {exc}",
+                      error_type=error_kind(exc))
 
 
 async def with_retries(
@@ -98,17 +140,9 @@ async def submit_timed(ctx: RunContext, work: Work, policies: NodePolicies) -> A
         raise TimeoutError(f"no result within {timeout:g} s") from None
 
 
-def attempt_record(
-    number: int, *, ok: bool, started: float, model: str | None = None, error: BaseException | None = None, **extra: Any
-) -> dict[str, Any]:
-    record: dict[str, Any] = {
-        "attempt": number,
-        "ok": ok,
-        "model": model,
-        "latency_s": time.monotonic() - started,
-    }
-    if error is not None:
-        record["error"] = str(error) or type(error).__name__
-        record["error_type"] = error_kind(error)
-    record.update(extra)
-    return record
+def function_attempt(number: int, *, started: float, item: int | None, error: BaseException | None = None) -> Attempt:
+    """One run of a python, tool or retrieve node's function (``started``: a monotonic time)."""
+    if error is None:
+        return Attempt(number, True, item=item, latency_s=time.monotonic() - started)
+    return Attempt(number, False, item=item, latency_s=time.monotonic() - started,
+                   error=str(error) or type(error).__name__, error_type=error_kind(error))

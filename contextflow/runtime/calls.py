@@ -88,12 +88,21 @@ def worst_case(model: str, messages: list[dict[str, Any]], max_output_tokens: in
 
 
 def price_call(model: str, usage: Usage, provider_cost: float | None) -> tuple[float, str]:
-    """(cost in $, where the price came from: provider | price_map | none)."""
+    """(cost in $, where the price came from: provider | price_map | none).
+
+    What the provider reports it billed wins over the price map: the run is charged what it paid.
+    """
     if provider_cost is not None:
         return float(provider_cost), "provider"
+    listed = catalog_price(model, usage)
+    return (listed, "price_map") if listed is not None else (0.0, "none")
+
+
+def catalog_price(model: str, usage: Usage) -> float | None:
+    """What ``usage`` costs at the price map's (or the catalog's) price, or None for an unknown model."""
     info = model_info(model)
     if info is None:
-        return 0.0, "none"
+        return None
     if not info.custom:
         try:
             litellm = litellm_module()
@@ -103,7 +112,7 @@ def price_call(model: str, usage: Usage, provider_cost: float | None) -> tuple[f
                 completion_tokens=usage.output_tokens,
                 cache_read_input_tokens=usage.cache_read_tokens,
             )
-            return float(prompt_cost + completion_cost), "price_map"
+            return float(prompt_cost + completion_cost)
         except Exception:  # fall back to the catalog's flat per-token prices
             pass
-    return info.cost(usage.input_tokens, usage.output_tokens), "price_map"
+    return info.cost(usage.input_tokens, usage.output_tokens)

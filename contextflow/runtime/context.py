@@ -1,4 +1,8 @@
-"""What every node handler of one run shares: the run's services and its concurrency limits."""
+"""What every node handler of one run shares: the run's services and its concurrency limits.
+
+Everything a handler may consult is a typed field of :class:`RunContext`; there is no dict of
+extras for values to travel through unseen.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +11,12 @@ import random
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Mapping
 
 from contextflow.cost.budget import Budget
 from contextflow.core.errors import UserError
 from contextflow.core.events import Event, EventBus
+from contextflow.runtime.gates import EscalationGuard
 
 if TYPE_CHECKING:
     from contextflow.dags.imports import Allowlist
@@ -88,7 +93,7 @@ class CallLimits:
                 continue  # check_wall decides: a timer may fire a hair early
 
 
-@dataclass
+@dataclass(slots=True)
 class RunContext:
     run_id: str
     spec: "PipelineSpec"
@@ -103,7 +108,10 @@ class RunContext:
     default_model: str | None = None
     rng: random.Random = field(default_factory=random.Random)
     sleep: Callable[[float], Any] = asyncio.sleep
-    extras: dict[str, Any] = field(default_factory=dict)
+    # Planned ladders by node (``arun(plan_models=True)``): a call may step down these rungs.
+    model_plan: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    # The run's gate, asked before a cascade escalates (set by the scheduler from its gate).
+    escalation_guard: EscalationGuard | None = None
 
     def emit(self, event: Event) -> None:
         if self.bus:

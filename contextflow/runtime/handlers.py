@@ -19,9 +19,10 @@ from contextflow.dags.imports import Allowlist, registered_function, resolve_cal
 from contextflow.dags.refs import find_refs, iter_refs, lookup, resolve_value
 from contextflow.dags.spec import LLMNode, MapNode, PythonNode, RetrieveNode, ToolNode
 from contextflow.core.errors import UserError
-from contextflow.runtime.attempts import NodeError, Spend, attempt_record, submit_timed
+from contextflow.runtime.attempts import NodeError, Spend, function_attempt, submit_timed
 from contextflow.runtime.cache import CacheEntry, cache_key, spec_fingerprint
 from contextflow.runtime.context import RunContext
+from contextflow.core.attempts import Attempt
 from contextflow.core.events import RetrievalFinished, Usage
 from contextflow.runtime.executor import Work, is_async_callable
 from contextflow.runtime.ladder import call_by_strategy
@@ -48,8 +49,7 @@ def _cached(ctx: RunContext, policies: NodePolicies, key: str) -> CacheEntry | N
 
 
 def _cache_hit(node_id: str, key: str, entry: CacheEntry, started: float) -> NodeResult:
-    record = {"attempt": 0, "ok": True, "cache_hit": True, "cache_key": key, "model": entry.model,
-              "original_cost_usd": entry.cost_usd}
+    record = Attempt(0, True, entry.model, cache_hit=True, cache_key=key, original_cost_usd=entry.cost_usd)
     return NodeResult(node_id, "cached", entry.value, Usage(), 0.0, entry.model, [record], True, started, time.time())
 
 
@@ -100,7 +100,7 @@ async def _run_callable(
         except (UserError, BudgetExceeded, asyncio.CancelledError):
             raise
         except Exception as exc:
-            spend.attempts.append(attempt_record(number, ok=False, started=started, error=exc, item=item))
+            spend.attempts.append(function_attempt(number, started=started, item=item, error=exc))
             failures += 1
             left = ctx.budget.remaining_wall_s()
             delay = policies.retry.delay(failures, ctx.rng)
@@ -109,7 +109,7 @@ async def _run_callable(
                 raise NodeError(message, cause=exc, spend=spend) from exc
             await ctx.sleep(delay)
             continue
-        spend.attempts.append(attempt_record(number, ok=True, started=started, item=item))
+        spend.attempts.append(function_attempt(number, started=started, item=item))
         return value, spend
 
 
@@ -266,7 +266,7 @@ async def run_map(
     for index, result in enumerate(results):
         spend.usage.add(result.usage)
         spend.cost_usd += result.cost_usd
-        spend.attempts.extend({**a, "item": index} for a in result.attempts)
+        spend.attempts.extend(a.with_item(index) for a in result.attempts)
     models = {r.model for r in results if r.model}
     out = _ok(node_id, [r.value for r in results], spend, started, models.pop() if len(models) == 1 else None)
     out.cache_hit = bool(results) and all(r.cache_hit for r in results)

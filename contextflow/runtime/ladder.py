@@ -9,19 +9,20 @@ policies plug in here without touching the call loop.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
-from contextflow.cost.budget import Caps
-from contextflow.dags.spec import LLMNode
+from contextflow.core.attempts import EscalationStop, RoutingDecision, Verdict
 from contextflow.core.errors import UserError
-from contextflow.runtime.attempts import NodeError
-from contextflow.runtime.context import RunContext
-from contextflow.core.events import AttemptChecked, Usage
-from contextflow.runtime.llm import CallOutcome, LLMCaller
-from contextflow.cost.verifiers import run_verifiers
+from contextflow.core.rungs import parse_rung
+from contextflow.core.events import Usage
 from contextflow.cost.router import Router
+from contextflow.cost.verifiers import run_verifiers
+from contextflow.dags.spec import LLMNode
+from contextflow.runtime.attempts import NodeError, NodeHeld
+from contextflow.runtime.context import RunContext
+from contextflow.runtime.gates import Escalation, Hold
+from contextflow.runtime.llm import CallOutcome, LLMCaller
 
 
 async def call_by_strategy(caller: LLMCaller, models: list[str], messages: list[dict[str, Any]]) -> CallOutcome:
@@ -31,14 +32,13 @@ async def call_by_strategy(caller: LLMCaller, models: list[str], messages: list[
     if node.strategy == "route":
         chosen, decision = _route(caller.ctx, node, messages)
         outcome = await caller.call_with_fallbacks([chosen, *node.fallbacks], messages)
-        if caller.spend.attempts:
-            caller.spend.attempts[-1]["routing"] = decision
-            _announce(caller, routing=decision)
-        return outcome
-    return await caller.call_with_fallbacks(models, messages)
+        return caller.finish(outcome, routing=decision)
+    return caller.finish(await caller.call_with_fallbacks(models, messages))
 
 
 async def _cascade(caller: LLMCaller, ladder: list[str], messages: list[dict[str, Any]]) -> CallOutcome:
+    """Climb ``ladder`` while the answer fails its checks; each rung's call is recorded with its
+    verdicts (and, when the climb stops for the budget, why)."""
     last: CallOutcome | None = None
     for rung, model in enumerate(ladder):
         try:
@@ -47,30 +47,32 @@ async def _cascade(caller: LLMCaller, ladder: list[str], messages: list[dict[str
             if rung == len(ladder) - 1:
                 raise
             continue
-        verdicts = await run_verifiers(
+        verdicts = tuple(await run_verifiers(
             caller.node.verify, outcome.value, text=outcome.text, workdir=caller.ctx.workdir,
             schema=caller.node.output_schema, scope=caller.scope,
-        )
-        records = [dataclasses.asdict(v) if dataclasses.is_dataclass(v) else dict(v) for v in verdicts]
-        _account_verifier_spend(caller, records)
-        if caller.spend.attempts:
-            caller.spend.attempts[-1]["verdicts"] = records
-            caller.spend.attempts[-1]["rung"] = rung
-            _announce(caller, verdicts=records, rung=rung)
+        ))
+        _book_verifier_spend(caller, verdicts)
         last = outcome
-        if all(r.get("passed") for r in records):
-            return outcome
-        if rung + 1 < len(ladder):
-            await _before_escalation(caller, ladder[rung + 1], messages)
-            stopped = _unaffordable(caller, ladder[rung + 1], messages)
-            if stopped is not None:
-                caller.spend.attempts[-1]["escalation_stopped"] = stopped
-                return outcome
+        if all(v.passed for v in verdicts):
+            return caller.finish(outcome, verdicts=verdicts, rung=rung)
+        if rung + 1 == len(ladder):
+            caller.finish(outcome, verdicts=verdicts, rung=rung)
+            break
+        upper = ladder[rung + 1]
+        cost, tokens = caller.rung_worst_case(upper, messages)
+        held = await _ask_guard(caller, outcome.model, upper, cost, tokens)
+        if held is not None:
+            caller.finish(outcome, verdicts=verdicts, rung=rung)
+            raise NodeHeld(held.waiting, caller.spend)
+        stopped = _unaffordable(caller, upper, cost)
+        if stopped is not None:
+            return caller.finish(outcome, verdicts=verdicts, rung=rung, escalation_stopped=stopped)
+        caller.finish(outcome, verdicts=verdicts, rung=rung)
     assert last is not None
     return last
 
 
-def _unaffordable(caller: LLMCaller, model: str, messages: list[dict[str, Any]]) -> dict[str, Any] | None:
+def _unaffordable(caller: LLMCaller, model: str, worst_usd: float) -> EscalationStop | None:
     """Why a budget-planned run keeps this answer instead of climbing to ``model``, or None.
 
     With budget-aware planning (``plan_models``) the run steps down as the budget drains: a rung
@@ -78,48 +80,43 @@ def _unaffordable(caller: LLMCaller, model: str, messages: list[dict[str, Any]])
     failed verdicts on record) is kept rather than lost to a refused reservation. Without
     planning the climb goes on and the hard cap refuses it, as the run asked.
     """
-    left = caller.planned_cost_left()
-    if left is None:
+    ctx = caller.ctx
+    if caller.node_id not in ctx.model_plan or ctx.budget.caps.max_cost_usd is None:
         return None
-    worst = caller.rung_worst_case(model, messages)
-    if worst <= left:
+    fit = ctx.budget.fits(worst_usd, 0, model=parse_rung(model).model)
+    if fit:
         return None
-    return {"next": model, "worst_case_usd": round(worst, 8), "budget_left_usd": round(left, 8), "reason": "budget"}
+    return EscalationStop(model, round(fit.cost_usd, 8), round(fit.left_cost_usd or 0.0, 8), "budget")
 
 
-def _announce(caller: LLMCaller, **checked: Any) -> None:
-    """Send the last attempt's verdicts or routing decision to the trace (AttemptChecked)."""
-    last = caller.spend.attempts[-1]
-    caller.ctx.emit(AttemptChecked(caller.ctx.run_id, caller.node_id, last["attempt"], item=caller.item, **checked))
+async def _ask_guard(caller: LLMCaller, from_model: str, to_model: str, cost: float, tokens: int) -> Hold | None:
+    """Ask the run's escalation guard (its gate, ``contextflow.runtime.gates``) before stepping up
+    to ``to_model``; a Hold stops the node there for a person."""
+    guard = caller.ctx.escalation_guard
+    if guard is None:
+        return None
+    verdict = await guard(caller.ctx, Escalation(caller.node_id, caller.node, from_model, to_model, cost, tokens))
+    return verdict if isinstance(verdict, Hold) else None
 
 
-async def _before_escalation(caller: LLMCaller, model: str, messages: list[dict[str, Any]]) -> None:
-    """Ask the run's escalation guard (set by the approval gate, ``contextflow.runtime.approvals``)
-    before stepping up to ``model``; it raises to stop the node at a gate for a person."""
-    guard = caller.ctx.extras.get("escalation_guard")
-    if guard is not None:
-        await guard(caller, model, messages)
-
-
-def _account_verifier_spend(caller: LLMCaller, records: list[dict[str, Any]]) -> None:
+def _book_verifier_spend(caller: LLMCaller, verdicts: tuple[Verdict, ...]) -> None:
     """A judge verifier calls a model: its cost is part of the node's and the run's spend.
 
     The judge's call is made by the verifier, so it is booked after the fact (not reserved first).
     """
-    cost = sum(float(r.get("cost_usd") or 0.0) for r in records)
+    cost = sum(v.cost_usd for v in verdicts)
     used = Usage(
-        sum(int((r.get("usage") or {}).get("input_tokens", 0)) for r in records),
-        sum(int((r.get("usage") or {}).get("output_tokens", 0)) for r in records),
+        sum(int(v.usage.get("input_tokens", 0)) for v in verdicts),
+        sum(int(v.usage.get("output_tokens", 0)) for v in verdicts),
     )
     if not cost and not used.total_tokens:
         return
     caller.spend.cost_usd += cost
     caller.spend.usage.add(used)
-    ledger = caller.ctx.budget.ledger
-    ledger.settle(ledger.reserve(Caps(), 0.0, 0), cost, used.total_tokens)
+    caller.ctx.budget.book(cost, used.total_tokens)
 
 
-def _route(ctx: RunContext, node: LLMNode, messages: list[dict[str, Any]]) -> tuple[str, dict[str, Any]]:
+def _route(ctx: RunContext, node: LLMNode, messages: list[dict[str, Any]]) -> tuple[str, RoutingDecision]:
     if not node.router:
         raise UserError(f"node '{node.id}' uses strategy: route but names no router", hint="add router: PATH")
     path = Path(node.router)
@@ -128,4 +125,4 @@ def _route(ctx: RunContext, node: LLMNode, messages: list[dict[str, Any]]) -> tu
     router = Router.load(path)
     prompt = "\n\n".join(str(m["content"]) for m in messages if m["role"] == "user")
     model, decision = router.choose(prompt, list(node.models or []))
-    return model, decision
+    return model, RoutingDecision.from_dict(decision)

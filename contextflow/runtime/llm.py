@@ -5,10 +5,14 @@ to the executor under the timeout, settle the budget with the actual price. Per 
 transient errors with backoff. Per node: try fallbacks in order, then parse and validate structured
 output, with one repair attempt. Model choice for ``strategy: cascade`` and ``route`` lives in
 ``contextflow.runtime.ladder``.
+
+Each call becomes one :class:`~contextflow.core.attempts.Attempt`, written once: a failed call at
+once, a successful one when the checks on its answer are done (:meth:`LLMCaller.finish`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass
@@ -19,11 +23,12 @@ from contextflow.core.rungs import parse_rung
 from contextflow.dags.refs import render_template
 from contextflow.dags.spec import LLMNode
 from contextflow.core.errors import UserError
-from contextflow.runtime.attempts import NodeError, Spend, attempt_record, submit_timed, with_retries
+from contextflow.core.attempts import Attempt, StepDown
+from contextflow.runtime.attempts import NodeError, Spend, submit_timed, with_retries
 from contextflow.runtime.cache import cache_key, spec_fingerprint
-from contextflow.runtime.calls import call_model, model_info, price_call, worst_case
+from contextflow.runtime.calls import call_model, catalog_price, model_info, price_call, worst_case
 from contextflow.runtime.context import RunContext, provider_of
-from contextflow.core.events import AttemptFinished, AttemptStarted, Usage
+from contextflow.core.events import AttemptStarted, Usage
 from contextflow.runtime.executor import Work
 from contextflow.runtime.policies import NodePolicies, error_kind
 from contextflow.runtime.structured import (
@@ -80,9 +85,13 @@ def output_limit(node: LLMNode, params: Mapping[str, Any], model: str) -> int:
 
 @dataclass
 class CallOutcome:
+    """A successful call's answer. ``attempt`` is that call, not yet recorded: it is written
+    (:meth:`LLMCaller.finish`) once the checks on its answer are done."""
+
     value: Any
     text: str
     model: str
+    attempt: Attempt
 
 
 class LLMCaller:
@@ -99,7 +108,7 @@ class LLMCaller:
         self.spend = spend
         self.item = item
         self.scope = scope  # the node's upstream values (verifiers bind them by name)
-        self.step_note: dict[str, Any] | None = None  # set when the budget made this node step down
+        self.step_note: StepDown | None = None  # set when the budget made this node step down
 
     def params_for(self, model: str) -> dict[str, Any]:
         params = dict(self.node.params)
@@ -113,7 +122,11 @@ class LLMCaller:
             params["response_format"] = response_format_for(self.node.output_schema, self.node.id)
         return params
 
-    async def attempt(self, number: int, model: str, messages: list[dict[str, Any]], purpose: str) -> dict[str, Any]:
+    async def attempt(
+        self, number: int, model: str, messages: list[dict[str, Any]], purpose: str
+    ) -> tuple[dict[str, Any], Attempt]:
+        """One call. A failed call is recorded at once; a successful one comes back with its raw
+        answer, unrecorded, because its checks (validation, verifiers, routing) come next."""
         ctx = self.ctx
         # A rung ``MODEL@effort`` calls MODEL with litellm's reasoning_effort; events and records keep the rung.
         rung = parse_rung(model)
@@ -124,14 +137,14 @@ class LLMCaller:
             cost_cap, token_cap = worst_case(rung.model, messages, output_limit(self.node, params, rung.model))
         else:
             cost_cap, token_cap = 0.0, 0
-        reservation = ctx.budget.reserve(cost_cap, token_cap, label=self.node_id)
-        started = time.monotonic()
+        reservation = ctx.budget.reserve(cost_cap, token_cap, label=self.node_id, model=rung.model)
+        started, wall = time.monotonic(), time.time()
         try:
             async with ctx.limits.slot(rung.model):
                 # Started once a slot is held, so an attempt's span and latency are the call itself
                 # and time spent queueing behind a provider limit shows as a gap in the node's span.
                 ctx.emit(AttemptStarted(ctx.run_id, self.node_id, number, model, prompt=messages, item=self.item))
-                started = time.monotonic()
+                started, wall = time.monotonic(), time.time()
                 work = Work(
                     self.node_id, "llm", call_model, {"model": rung.model, "messages": messages, "params": params},
                     is_async=True, resources=dict(self.node.resources), attempt=number,
@@ -139,90 +152,83 @@ class LLMCaller:
                 raw = await submit_timed(ctx, work, self.policies)
         except BaseException as exc:
             ctx.budget.settle(reservation, 0.0, 0)
-            record = attempt_record(number, ok=False, started=started, model=model, error=exc, purpose=purpose)
-            self.spend.attempts.append(record)
-            ctx.emit(
-                AttemptFinished(
-                    ctx.run_id, self.node_id, number, model, False, Usage(), 0.0, cost_source="none",
-                    latency_s=record["latency_s"], provider=provider_of(model), error=record["error"],
-                    error_type=record["error_type"], item=self.item,
-                )
-            )
+            self.spend.record(ctx, self.node_id, Attempt(
+                number, False, model, item=self.item, purpose=purpose, latency_s=time.monotonic() - started,
+                provider=provider_of(model), started_at=wall, error=str(exc) or type(exc).__name__,
+                error_type=error_kind(exc), prompt=messages,
+            ))
             raise
+        latency = time.monotonic() - started
         usage = Usage(**raw["usage"])
         cost, source = price_call(rung.model, usage, raw.get("provider_cost_usd"))
-        ctx.budget.settle(reservation, cost, usage.total_tokens)
+        ctx.budget.settle(reservation, cost, usage.total_tokens)  # what was billed, above the price map or not
+        if source == "provider":
+            ctx.budget.observe_bill(rung.model, cost, catalog_price(rung.model, usage))
         self.spend.usage.add(usage)
         self.spend.cost_usd += cost
-        record = attempt_record(
-            number, ok=True, started=started, model=model, purpose=purpose, cost_usd=cost,
-            input_tokens=usage.input_tokens, output_tokens=usage.output_tokens,
+        attempt = Attempt(
+            number, True, model, item=self.item, purpose=purpose, usage=usage, cost_usd=cost, cost_source=source,
+            latency_s=latency, provider=provider_of(model), response_model=raw.get("response_model"),
+            started_at=wall, stepped_down=self.step_note, prompt=messages, response=raw["content"],
         )
-        if self.step_note is not None:
-            record["stepped_down"], self.step_note = self.step_note, None
-        self.spend.attempts.append(record)
-        ctx.emit(
-            AttemptFinished(
-                ctx.run_id, self.node_id, number, model, True, usage, cost, cost_source=source,
-                latency_s=record["latency_s"], provider=provider_of(model), response_model=raw.get("response_model"),
-                response=raw["content"], item=self.item,
-            )
-        )
-        return raw
+        self.step_note = None
+        return raw, attempt
+
+    def finish(self, outcome: CallOutcome, **checks: Any) -> CallOutcome:
+        """Record the call behind ``outcome`` with what its checks found (verdicts, routing...)."""
+        attempt = dataclasses.replace(outcome.attempt, **checks) if checks else outcome.attempt
+        self.spend.record(self.ctx, self.node_id, attempt)
+        return outcome
 
     async def call_one_model(self, model: str, messages: list[dict[str, Any]]) -> CallOutcome:
         """One model with retries; structured output parsed, with one repair attempt."""
-        raw = await with_retries(self.ctx, self.policies, lambda n: self.attempt(n, model, messages, "call"), self.spend)
+        raw, attempt = await with_retries(
+            self.ctx, self.policies, lambda n: self.attempt(n, model, messages, "call"), self.spend
+        )
         text = raw["content"] or ""
         schema = self.node.output_schema
         if schema is None:
-            return CallOutcome(text, text, model)
+            return CallOutcome(text, text, model, attempt)
         try:
-            return CallOutcome(parse_structured(text, schema), text, model)
+            return CallOutcome(parse_structured(text, schema), text, model, attempt)
         except OutputValidationError as first:
-            self.spend.attempts[-1]["validation_error"] = str(first)
+            self.spend.record(self.ctx, self.node_id, dataclasses.replace(attempt, validation_error=str(first)))
             fixed = repair_messages(messages, text, str(first))
-            raw = await with_retries(self.ctx, self.policies, lambda n: self.attempt(n, model, fixed, "repair"), self.spend)
+            raw, attempt = await with_retries(
+                self.ctx, self.policies, lambda n: self.attempt(n, model, fixed, "repair"), self.spend
+            )
             text = raw["content"] or ""
             try:
-                return CallOutcome(parse_structured(text, schema), text, model)
+                return CallOutcome(parse_structured(text, schema), text, model, attempt)
             except OutputValidationError as second:
-                self.spend.attempts[-1]["validation_error"] = str(second)
+                self.spend.record(self.ctx, self.node_id, dataclasses.replace(attempt, validation_error=str(second)))
                 raise OutputValidationError(
                     f"{second} (after one repair attempt; model {model})", raw=text
                 ) from None
 
-    def planned_cost_left(self) -> float | None:
-        """What is left of the cost cap when the run plans its models (``plan_models``), else None."""
-        cap = self.ctx.budget.caps.max_cost_usd
-        if cap is None or self.node_id not in (self.ctx.extras.get("model_plan") or {}):
-            return None
-        totals = self.ctx.budget.totals()
-        return cap - totals.spent_cost_usd - totals.reserved_cost_usd
-
-    def rung_worst_case(self, rung: str, messages: list[dict[str, Any]]) -> float:
-        """The dollars a call on ``rung`` could cost at most (what its reservation would hold)."""
+    def rung_worst_case(self, rung: str, messages: list[dict[str, Any]]) -> tuple[float, int]:
+        """The dollars (at the catalog price) and tokens a call on ``rung`` could use at most."""
         base = parse_rung(rung).model
-        return worst_case(base, messages, output_limit(self.node, self.params_for(base), base))[0]
+        return worst_case(base, messages, output_limit(self.node, self.params_for(base), base))
 
     def stepped_down(self, models: list[str], messages: list[dict[str, Any]]) -> list[str]:
         """With a model plan (``arun(plan_models=True)``): swap the first model for the best lower
-        rung of the node's ladder whose worst case fits what is left of the cost budget.
+        rung of the node's planned ladder whose worst case fits what is left of the cost budget.
 
         A rung this node already tried is not tried again; when nothing fits, the reservation
         refuses the call as before (the cap itself is never the planner's job).
         """
-        ladder = (self.ctx.extras.get("model_plan") or {}).get(self.node_id)
-        left = self.planned_cost_left()
-        if not ladder or not models or models[0] not in ladder or left is None:
+        ladder = self.ctx.model_plan.get(self.node_id)
+        if not ladder or not models or models[0] not in ladder or self.ctx.budget.caps.max_cost_usd is None:
             return models
-        tried = {a.get("model") for a in self.spend.attempts}
+        tried = {a.model for a in self.spend.attempts}
         for rung in reversed(ladder[: ladder.index(models[0]) + 1]):
             if rung != models[0] and rung in tried:
                 break
-            if self.rung_worst_case(rung, messages) <= left:
+            fit = self.ctx.budget.fits(self.rung_worst_case(rung, messages)[0], 0, model=parse_rung(rung).model)
+            if fit:
                 if rung != models[0]:
-                    self.step_note = {"planned": models[0], "budget_left_usd": left}
+                    self.step_note = StepDown(models[0], fit.left_cost_usd or 0.0)
                 return [rung, *models[1:]]
         return models
 

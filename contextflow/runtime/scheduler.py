@@ -5,6 +5,11 @@ counts and launches those that reach zero, so a run does work linear in nodes pl
 Nodes run as asyncio tasks up to ``defaults.max_concurrency`` at once (the rest queue in plan
 order); model calls are further limited per model/provider inside the handlers.
 
+A run's gate (``contextflow.runtime.gates``) is asked before and after each node and answers
+with a verdict; applying it (running an edited node, holding, skipping, replaying a stored
+result, failing) is done here, so the gate itself never runs a node. The scheduler also owns
+the run's status (through ``contextflow.runtime.run_status``).
+
 Finished results are checkpointed in groups: every result that finished during one turn of the
 event loop is committed in one transaction, and only then are events emitted and dependents
 released. Nothing downstream ever sees a result that is not on disk, and a wide DAG pays one
@@ -19,12 +24,11 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from contextflow.cost.budget import BudgetExceeded
 from contextflow.dags.expressions import evaluate_condition
 from contextflow.dags.plan import Plan
 from contextflow.dags.refs import resolve_value
 from contextflow.core.errors import UserError
-from contextflow.runtime.attempts import NodeError
+from contextflow.runtime.attempts import stopped_result
 from contextflow.runtime.checkpoints import CHECKPOINT_MODES, BackgroundWriter, CheckpointMode
 from contextflow.runtime.context import RunContext
 from contextflow.core.events import (
@@ -37,10 +41,13 @@ from contextflow.core.events import (
     RunStarted,
     Usage,
 )
-from contextflow.runtime.gates import Gate
+from contextflow.runtime.gates import PROCEED, Gate, Proceed, ProceedWith
+from contextflow.runtime.verdicts import add_earlier, held_or_passed, instead_of_running
+from contextflow.runtime import run_status
 from contextflow.runtime.handlers import HANDLERS, Handler
-from contextflow.runtime.policies import NodePolicies, error_kind, policies_for
+from contextflow.runtime.policies import NodePolicies, policies_for
 from contextflow.core.results import FINISHED_STATES, NodeResult, RunResult
+from contextflow.core.waiting import Waiting
 from contextflow.runtime.store import RunStore
 
 
@@ -79,6 +86,8 @@ class Scheduler:
         self.checkpoint = checkpoint
         self._writer: BackgroundWriter | None = None
         self.gate = gate
+        if gate is not None and ctx.escalation_guard is None:
+            ctx.escalation_guard = gate.escalation  # a cascade asks the run's gate before it climbs
         self.resumed = resumed
         self.inputs = inputs
         defaults = plan.spec.defaults
@@ -119,6 +128,8 @@ class Scheduler:
         if self.store is not None and self.checkpoint == "background":
             self._writer = BackgroundWriter(self.store)
         run_id = self.ctx.run_id
+        if self.run_store is not None:
+            run_status.run_started(self.run_store, run_id)
         self._emit(
             RunStarted(run_id, self.plan.spec.name, self.inputs, list(self.plan.order),
                        list(self.plan.graph.edges), resumed=self.resumed)
@@ -187,7 +198,8 @@ class Scheduler:
             error = "; ".join(f"{r.node_id}: {r.error}" for r in failed[:3]) or None
         if self.run_store is not None:
             try:
-                self.run_store.set_run_status(self.ctx.run_id, status, error=error, outputs=outputs, cost_usd=cost)
+                run_status.run_finished(self.run_store, self.ctx.run_id, status, error=error, outputs=outputs,
+                                        cost_usd=cost)
             except Exception as exc:  # e.g. a full disk: the caller still gets every result computed
                 error = f"{error}; " if error else ""
                 error += f"the run store could not record how the run ended: {exc}"
@@ -275,33 +287,29 @@ class Scheduler:
         started = time.time()
         self._running += 1
         self._emit(NodeStarted(self.ctx.run_id, nid, p.kind))
+        earlier: NodeResult | None = None
         try:
-            result = None
-            if self.gate is not None:
-                result = await self.gate.before(self.ctx, nid, p.node, self.scope)
-            if result is None:
-                result = await p.handler(self.ctx, p.node, self.scope, nid, p.policies, None)
+            verdict = PROCEED if self.gate is None else await self.gate.before(self.ctx, nid, p.node, self.scope)
+            if isinstance(verdict, (Proceed, ProceedWith)):
+                node, policies = p.node, p.policies
+                if isinstance(verdict, ProceedWith):
+                    node, earlier = verdict.node, verdict.earlier
+                    policies = policies_for(node, self.plan.spec.defaults)
+                    if earlier is not None:  # spent before the run stopped; this attempt's books start without it
+                        self.ctx.budget.book(earlier.cost_usd, earlier.usage.total_tokens)
+                result = await p.handler(self.ctx, node, self.scope, nid, policies, None)
                 if self.gate is not None and result.status in FINISHED_STATES:
-                    result = await self.gate.after(self.ctx, nid, p.node, result)
+                    result = held_or_passed(nid, await self.gate.after(self.ctx, nid, node, result), result)
+            else:
+                result = instead_of_running(nid, verdict, self.ctx.budget)
         except asyncio.CancelledError:
             self._running -= 1
             raise
-        except NodeError as exc:
-            s = exc.spend
-            cause = exc.cause
-            etype = "budget" if isinstance(cause, BudgetExceeded) else exc.error_type
-            result = NodeResult(nid, "failed", None, s.usage, s.cost_usd, None, s.attempts, False, started,
-                                time.time(), str(exc), etype)
-        except BudgetExceeded as exc:
-            result = NodeResult(nid, "failed", started_at=started, finished_at=time.time(), error=str(exc),
-                                error_type="budget")
-        except UserError as exc:
-            result = NodeResult(nid, "failed", started_at=started, finished_at=time.time(), error=str(exc),
-                                error_type="user_error")
         except Exception as exc:
-            result = NodeResult(nid, "failed", started_at=started, finished_at=time.time(),
-                                error=f"{type(exc).__name__}: {exc}", error_type=error_kind(exc))
+            result = stopped_result(nid, exc, started)
         self._running -= 1
+        if earlier is not None:
+            add_earlier(result, earlier)
         if result.started_at is None:
             result.started_at = started
         self._complete(result, in_worker=True)
@@ -383,7 +391,7 @@ class Scheduler:
                     if remaining[dep] == 0:
                         self._launch(dep)
             elif status == "waiting":
-                emit(NodeWaiting(run_id, nid, r.error_type or "approval", r.value))
+                emit(NodeWaiting(run_id, nid, r.waiting or Waiting("before", r.error_type or "approval")))
                 for dep in self.prepared[nid].dependents:
                     self._block(dep, f"waiting for approval of '{nid}'")
             else:

@@ -11,6 +11,8 @@ JSON when the node finishes, so a store holds a snapshot that later changes to t
 reach, and every store gives back the same thing (:func:`node_from_row`).
 
 Approvals (``runtime.approvals``) use the ``decisions`` table and the ``waiting`` node state.
+A waiting node has no value, so its :class:`~contextflow.core.waiting.Waiting` is stored in
+``value_json``; rows of older runs (the same keys, and untyped attempt dicts) load unchanged.
 """
 
 from __future__ import annotations
@@ -20,7 +22,9 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Protocol, runtime_checkable
 
 from contextflow.core.events import Usage
-from contextflow.core.results import NodeResult, decode_value, encode_attempts, encode_value, usage_from_dict
+from contextflow.core.results import (
+    NodeResult, Waiting, decode_attempts, decode_value, encode_attempts, encode_value, usage_from_dict,
+)
 
 #: A node result as stored: (run_id, node_id, status, value_json, usage_json, cost_usd, model,
 #: attempts_json, cache_hit, started_at, finished_at, error, error_type).
@@ -116,8 +120,9 @@ def _usage_json(u: Usage) -> str | None:
 
 
 def node_row(run_id: str, r: NodeResult) -> NodeRow:
+    value = r.waiting.to_dict() if r.waiting is not None else r.value
     return (
-        run_id, r.node_id, r.status, encode_value(r.value), _usage_json(r.usage), r.cost_usd,
+        run_id, r.node_id, r.status, encode_value(value), _usage_json(r.usage), r.cost_usd,
         r.model, encode_attempts(r.attempts) if r.attempts else None, int(r.cache_hit), r.started_at,
         r.finished_at, r.error, r.error_type,
     )
@@ -125,11 +130,15 @@ def node_row(run_id: str, r: NodeResult) -> NodeRow:
 
 def node_from_row(row: NodeRow) -> NodeResult:
     """The result a :func:`node_row` encoded, given the row without its leading run id."""
+    value = decode_value(row[2])
+    waiting = None
+    if row[1] == "waiting" and isinstance(value, dict):
+        waiting, value = Waiting.from_dict(value), None
     return NodeResult(
-        node_id=row[0], status=row[1], value=decode_value(row[2]),
+        node_id=row[0], status=row[1], value=value,
         usage=usage_from_dict(json.loads(row[3]) if row[3] else None), cost_usd=float(row[4] or 0.0),
-        model=row[5], attempts=json.loads(row[6]) if row[6] else [], cache_hit=bool(row[7]),
-        started_at=row[8], finished_at=row[9], error=row[10], error_type=row[11],
+        model=row[5], attempts=decode_attempts(row[6]), cache_hit=bool(row[7]),
+        started_at=row[8], finished_at=row[9], error=row[10], error_type=row[11], waiting=waiting,
     )
 
 

@@ -102,9 +102,6 @@ class TraceSink:
         self._node_kind: dict[tuple[str, str], str] = {}
         self._attempt_started: dict[tuple[str, str, int, int | None], tuple[float, Any]] = {}
         self._open_rows: set[tuple[str, str]] = set()
-        # The latest row of each attempt of a running node, so verdicts and routing decisions
-        # that arrive after the call (AttemptChecked) can be added to its span.
-        self._attempt_rows: dict[tuple[str, str], dict[tuple[int, int | None], tuple[tuple, dict]]] = {}
         self.writer_cpu_s = 0.0  # CPU the writer thread spent turning events into rows and writing them
         self._thread = threading.Thread(target=self._loop, name="contextflow-trace", daemon=True)
         with _live_lock:
@@ -207,7 +204,6 @@ class TraceSink:
 
     def _node_end(self, run_id: str, node_id: str, ts: float, duration: float) -> float:
         self._open_rows.discard((run_id, node_id))
-        self._attempt_rows.pop((run_id, node_id), None)
         return self._node_started.pop((run_id, node_id), ts - duration)
 
     def _node_finished(self, e: ev.NodeFinished, runs: list, spans: list, finishes: list) -> None:
@@ -226,57 +222,57 @@ class TraceSink:
 
     def _node_waiting(self, e: ev.NodeWaiting, runs: list, spans: list, finishes: list) -> None:
         start = self._node_end(e.run_id, e.node_id, e.ts, 0.0)
-        attrs = {"contextflow.gate": e.gate, "contextflow.proposal": e.proposal}
+        attrs = {"contextflow.gate": e.waiting.gate, "contextflow.proposal": e.waiting.to_dict()}
         spans.append(self._node_row(e.run_id, e.node_id, start, e.ts, "waiting", None, attrs))
 
     def _attempt_started_h(self, e: ev.AttemptStarted, runs: list, spans: list, finishes: list) -> None:
         self._attempt_started[(e.run_id, e.node_id, e.attempt, e.item)] = (e.ts, e.prompt)
 
     def _attempt_finished(self, e: ev.AttemptFinished, runs: list, spans: list, finishes: list) -> None:
-        start, prompt = self._attempt_started.pop((e.run_id, e.node_id, e.attempt, e.item), (e.ts - e.latency_s, None))
-        u = e.usage
+        """One span per attempt, written once: the event carries the call and its checks."""
+        a = e.attempt
+        began, prompt = self._attempt_started.pop((e.run_id, e.node_id, a.number, a.item), (None, None))
+        start = a.started_at if a.started_at is not None else began if began is not None else e.ts - a.latency_s
+        u = a.usage
         attrs: dict[str, Any] = {
             "gen_ai.operation.name": "chat",
-            "gen_ai.provider.name": _provider(e.model, e.provider),
-            "gen_ai.request.model": e.model,
-            "gen_ai.response.model": e.response_model or e.model,
+            "gen_ai.provider.name": _provider(a.model, a.provider),
+            "gen_ai.request.model": a.model,
+            "gen_ai.response.model": a.response_model or a.model,
             "gen_ai.usage.input_tokens": u.input_tokens,
             "gen_ai.usage.output_tokens": u.output_tokens,
             "gen_ai.usage.cache_read.input_tokens": u.cache_read_tokens,
             "gen_ai.usage.reasoning.output_tokens": u.reasoning_tokens,
-            "gen_ai.usage.cost": e.cost_usd,
-            "gen_ai.usage.cost.source": e.cost_source,
-            "contextflow.latency_s": e.latency_s,
-            "contextflow.attempt": e.attempt,
-            "contextflow.prompt": prompt,
-            "contextflow.response": e.response,
+            "gen_ai.usage.cost": a.cost_usd,
+            "gen_ai.usage.cost.source": a.cost_source,
+            "contextflow.latency_s": a.latency_s,
+            "contextflow.attempt": a.number,
+            "contextflow.prompt": a.prompt if a.prompt is not None else prompt,
+            "contextflow.response": a.response,
         }
-        if e.time_to_first_token_s is not None:
-            attrs["gen_ai.server.time_to_first_token"] = e.time_to_first_token_s
-        if e.item is not None:
-            attrs["contextflow.map.item"] = e.item
-        if e.error:
-            attrs["error.message"], attrs["error.type"] = e.error, e.error_type
-        span_id = f"{e.run_id}/{e.node_id}/attempt-{e.attempt}" + (f"-item-{e.item}" if e.item is not None else "")
-        row = (span_id + f"@{start:.6f}", e.run_id, f"{e.run_id}/{e.node_id}", "attempt",
-               f"chat {e.model}", e.node_id, start, e.ts, "ok" if e.ok else "error", e.model,
-               e.cost_usd, u.input_tokens, u.output_tokens)
-        self._attempt_rows.setdefault((e.run_id, e.node_id), {})[(e.attempt, e.item)] = (row, attrs)
-        spans.append((*row, _json(attrs)))
-
-    def _attempt_checked(self, e: ev.AttemptChecked, runs: list, spans: list, finishes: list) -> None:
-        found = self._attempt_rows.get((e.run_id, e.node_id), {}).get((e.attempt, e.item))
-        if found is None:  # the attempt's own event never came (it cannot, in one process): nothing to annotate
-            return
-        row, attrs = found
-        if e.verdicts:
-            attrs["contextflow.verdicts"] = e.verdicts
-            attrs["contextflow.verdicts.passed"] = all(bool(v.get("passed")) for v in e.verdicts)
-        if e.routing:
-            attrs["contextflow.routing"] = e.routing
-        if e.rung is not None:
-            attrs["contextflow.ladder.rung"] = e.rung
-        spans.append((*row, _json(attrs)))
+        if a.time_to_first_token_s is not None:
+            attrs["gen_ai.server.time_to_first_token"] = a.time_to_first_token_s
+        if a.item is not None:
+            attrs["contextflow.map.item"] = a.item
+        if a.error:
+            attrs["error.message"], attrs["error.type"] = a.error, a.error_type
+        if a.verdicts:
+            attrs["contextflow.verdicts"] = [v.to_dict() for v in a.verdicts]
+            attrs["contextflow.verdicts.passed"] = a.passed
+        if a.routing is not None:
+            attrs["contextflow.routing"] = a.routing.to_dict()
+        if a.rung is not None:
+            attrs["contextflow.ladder.rung"] = a.rung
+        if a.escalation_stopped is not None:
+            attrs["contextflow.ladder.escalation_stopped"] = a.escalation_stopped.to_dict()
+        if a.stepped_down is not None:
+            attrs["contextflow.ladder.stepped_down"] = a.stepped_down.to_dict()
+        if a.validation_error:
+            attrs["contextflow.validation_error"] = a.validation_error
+        span_id = f"{e.run_id}/{e.node_id}/attempt-{a.number}" + (f"-item-{a.item}" if a.item is not None else "")
+        spans.append((span_id + f"@{start:.6f}", e.run_id, f"{e.run_id}/{e.node_id}", "attempt",
+                      f"chat {a.model}", e.node_id, start, start + a.latency_s, "ok" if a.ok else "error", a.model,
+                      a.cost_usd, u.input_tokens, u.output_tokens, _json(attrs)))
 
     def _retrieval(self, e: ev.RetrievalFinished, runs: list, spans: list, finishes: list) -> None:
         attrs = {
@@ -308,7 +304,6 @@ _HANDLERS: dict[type, Any] = {
     ev.NodeWaiting: TraceSink._node_waiting,
     ev.AttemptStarted: TraceSink._attempt_started_h,
     ev.AttemptFinished: TraceSink._attempt_finished,
-    ev.AttemptChecked: TraceSink._attempt_checked,
     ev.RetrievalFinished: TraceSink._retrieval,
     ev.DecisionRecorded: TraceSink._decision,
 }

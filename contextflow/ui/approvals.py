@@ -155,10 +155,9 @@ def create_router(state: StateDir, *, csrf: str) -> Any:
             waiting = approvals.pending(run_id, project=resumer.project)
         except UserError as exc:
             raise HTTPException(status_code=404, detail=str(exc)) from None
-        starting_point = getattr(approvals, "editable", None)  # what the edit box starts from
-        nodes = {nid: {"proposal": proposal,
-                       "editable": starting_point(proposal) if starting_point and isinstance(proposal, dict) else None}
-                 for nid, proposal in waiting.items()}
+        # The proposal in its JSON form; the edit box starts from what an edit replaces.
+        nodes = {nid: {"proposal": held.to_dict(), "editable": approvals.editable(held)}
+                 for nid, held in waiting.items()}
         return {"run_id": run_id, "nodes": nodes, "resume": resumer.outcomes.get(run_id)}
 
     @router.post("/api/runs/{run_id}/nodes/{node_id}/approve")

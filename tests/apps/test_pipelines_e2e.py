@@ -68,8 +68,8 @@ def test_code_review_escalates_a_reviewer_whose_findings_fail_the_checks(repo: P
     for reviewer in ("correctness", "security", "tests"):
         node = result.nodes[reviewer]
         assert node.model == "sim/review-strong"  # the cheap rung's findings named a file outside the diff
-        assert [a["model"] for a in node.attempts] == ["sim/review-cheap", "sim/review-strong"]
-        assert node.cost_usd > sum(a.get("cost_usd", 0) for a in node.attempts[:1])
+        assert [a.model for a in node.attempts] == ["sim/review-cheap", "sim/review-strong"]
+        assert node.cost_usd > sum(a.cost_usd for a in node.attempts[:1])
     assert result.nodes["diff"].value["paths"] == ["calc.py"]  # working tree vs HEAD
 
 
@@ -111,8 +111,8 @@ def test_repo_qa_escalates_an_answer_whose_citations_miss_the_window(repo: Path)
     result = run(spec, {"question": "How is the average computed?", "repo": str(repo)}, project=repo, workdir=repo)
     assert result.status == "succeeded", result.error
     attempts = result.nodes["answer"].attempts
-    assert [a["model"] for a in attempts] == ["sim/qa-cheap", "sim/qa-strong"]
-    assert [all(v["passed"] for v in a["verdicts"]) for a in attempts] == [False, True]
+    assert [a.model for a in attempts] == ["sim/qa-cheap", "sim/qa-strong"]
+    assert [all(v.passed for v in a.verdicts) for a in attempts] == [False, True]
     assert result.outputs["citations_ok"] is True
     assert [c["path"] for c in result.outputs["citations"]] == ["calc.py"]
 

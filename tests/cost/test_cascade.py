@@ -84,7 +84,7 @@ def test_runtime_cascade_escalates_and_records_verdicts(state_home: Any) -> None
     result = run(spec, trace=False)
     node = result.nodes["q"]
     assert node.value == "#### 42" and node.model == "sim/expert"
-    calls = [a for a in node.attempts if a.get("ok")]
-    assert [a["model"] for a in calls] == ["sim/weakling", "sim/expert"]
-    assert [a["verdicts"][0]["passed"] for a in calls] == [False, True]
-    assert node.cost_usd == pytest.approx(sum(a["cost_usd"] for a in calls))
+    calls = [a for a in node.attempts if a.ok]
+    assert [a.model for a in calls] == ["sim/weakling", "sim/expert"]
+    assert [a.verdicts[0].passed for a in calls] == [False, True]
+    assert node.cost_usd == pytest.approx(sum(a.cost_usd for a in calls))

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from contextflow.core import catalog
+from contextflow.core.attempts import Attempt
 from contextflow.analysis.whatif import load_policy, replay_export, replay_run
 from contextflow.core.errors import UserError
 from contextflow.providers import replay as replay_provider
@@ -61,9 +62,9 @@ def test_the_scheduler_runs_a_cascade_offline_on_replayed_responses(recordings, 
                                                    models=[f"replay/{WEAK}", f"replay/{STRONG}"], verify=[check])])
     node = run(spec, trace=False).nodes["solve"]
     assert node.value.endswith("#### 12") and node.model == f"replay/{STRONG}"
-    calls = [a for a in node.attempts if a.get("ok")]
-    assert [a["verdicts"][0]["passed"] for a in calls] == [False, True]
-    assert node.cost_usd == pytest.approx(sum(a["cost_usd"] for a in calls)) and calls[0]["cost_usd"] > 0
+    calls = [a for a in node.attempts if a.ok]
+    assert [a.verdicts[0].passed for a in calls] == [False, True]
+    assert node.cost_usd == pytest.approx(sum(a.cost_usd for a in calls)) and calls[0].cost_usd > 0
 
 
 def recorded_run() -> dict:
@@ -121,7 +122,8 @@ def test_replay_from_the_run_store_and_the_cli(tmp_path: Path, state_home: Path)
     with SQLiteRunStore(db) as store:
         store.create_run("r1", pipeline="p", spec=data["spec"], inputs={})
         for node_id, result in data["nodes"].items():
-            store.save_node("r1", NodeResult(node_id, "succeeded", value="x", attempts=result["attempts"],
+            attempts = [Attempt.from_dict(a) for a in result["attempts"]]  # the dict rows of an export
+            store.save_node("r1", NodeResult(node_id, "succeeded", value="x", attempts=attempts,
                                              cost_usd=sum(a["cost_usd"] for a in result["attempts"])))
     report = replay_run(db, "r1", {"models": {STRONG: WEAK}})
     assert [n.node_id for n in report.nodes] == ["solve", "title"]

@@ -51,7 +51,7 @@ def test_an_effort_rung_calls_the_model_with_reasoning_effort(state_home: Path, 
     assert node.status == "succeeded", node.error
     model, params = spy_calls[0]
     assert model == "sim/effort" and params["reasoning_effort"] == "high"
-    assert node.model == "sim/effort@high" and node.attempts[0]["model"] == "sim/effort@high"
+    assert node.model == "sim/effort@high" and node.attempts[0].model == "sim/effort@high"
     usage = node.usage
     assert node.cost_usd == pytest.approx((usage.input_tokens + usage.output_tokens) * 1e-6)
 
@@ -101,7 +101,7 @@ def test_a_call_steps_down_when_what_is_left_cannot_cover_its_rung(state_home: P
     node = result.nodes["a"]
     assert result.status == "succeeded", node.error
     assert node.model == "sim/step-cheap"
-    assert node.attempts[0]["stepped_down"]["planned"] == "sim/step-strong"
+    assert node.attempts[0].stepped_down.planned == "sim/step-strong"
 
 
 HARD = ("Prove that the sequence number {} converges, citing every lemma and bounding each error term "
@@ -128,8 +128,8 @@ def test_strategy_route_with_a_saved_router(state_home: Path, tmp_path: Path) ->
     result = run(spec, trace=False, cache=False)
     assert result.status == "succeeded"
     assert result.nodes["easy"].model == "sim/route-weak" and result.nodes["hard"].model == "sim/route-strong"
-    decision = result.nodes["hard"].attempts[-1]["routing"]
-    assert decision["prediction"] < decision["threshold"] <= result.nodes["easy"].attempts[-1]["routing"]["prediction"]
+    decision = result.nodes["hard"].attempts[-1].routing
+    assert decision.prediction < decision.threshold <= result.nodes["easy"].attempts[-1].routing.prediction
 
 
 def test_replay_of_a_run_recorded_with_the_sim_provider(state_home: Path) -> None:
@@ -141,7 +141,7 @@ def test_replay_of_a_run_recorded_with_the_sim_provider(state_home: Path) -> Non
         {"id": "title", "kind": "llm", "model": "sim/rp-strong", "prompt": "Name this run."}]}
     recorded = run(spec, trace=False, cache=False)
     assert recorded.status == "succeeded"
-    strong_cost = recorded.nodes["solve"].attempts[-1]["cost_usd"]
+    strong_cost = recorded.nodes["solve"].attempts[-1].cost_usd
 
     db = StateDir.for_project().runs_db
     policy = {"nodes": {"solve": {"model": "sim/rp-strong"}}, "models": {"sim/rp-strong": "sim/rp-weak"}}
@@ -153,7 +153,7 @@ def test_replay_of_a_run_recorded_with_the_sim_provider(state_home: Path) -> Non
     assert solve.source == "recorded" and solve.before_quality == 1.0
     # title moves to the weak model: its recorded tokens at the weak price.
     attempt = recorded.nodes["title"].attempts[-1]
-    assert title.after_cost_usd == pytest.approx((attempt["input_tokens"] + attempt["output_tokens"]) * 1e-6)
+    assert title.after_cost_usd == pytest.approx(attempt.usage.total_tokens * 1e-6)
     assert title.source == "estimated" and title.cost_delta < 0
 
 
@@ -209,7 +209,7 @@ def test_a_traced_run_replays_offline_through_the_replay_provider(state_home: Pa
         replay_provider.clear()
     solve, again = recorded.nodes["solve"], replayed.nodes["solve"]
     assert again.value == solve.value == "ANSWER: 7" and again.model == "replay/sim/tr-strong"
-    assert [a["verdicts"][0]["passed"] for a in again.attempts] == [False, True]
+    assert [a.verdicts[0].passed for a in again.attempts] == [False, True]
     assert again.cost_usd == pytest.approx(solve.cost_usd)  # recorded tokens at the underlying models' prices
 
 
@@ -254,7 +254,7 @@ def test_verdicts_and_routing_decisions_reach_the_attempt_spans(state_home: Path
     assert [v["passed"] for v in weak["contextflow.verdicts"]] == [False]
     assert (weak["contextflow.ladder.rung"], strong["contextflow.ladder.rung"]) == (0, 1)
     routing = attempts[("routed", "sim/tv-strong")]["contextflow.routing"]
-    assert routing == result.nodes["routed"].attempts[-1]["routing"]
+    assert routing == result.nodes["routed"].attempts[-1].routing.to_dict()
 
 
 def test_a_planned_cascade_keeps_its_answer_when_the_next_rung_no_longer_fits(
@@ -270,8 +270,8 @@ def test_a_planned_cascade_keeps_its_answer_when_the_next_rung_no_longer_fits(
     assert result.status == "succeeded", result.error
     for node in result.nodes.values():
         assert node.model == "sim/keep-cheap" and len(node.attempts) == 1
-        assert node.attempts[0]["escalation_stopped"]["next"] == "sim/keep-strong"
-        assert node.attempts[0]["verdicts"][0]["passed"] is False  # the failed check stays on record
+        assert node.attempts[0].escalation_stopped.next == "sim/keep-strong"
+        assert node.attempts[0].verdicts[0].passed is False  # the failed check stays on record
     assert result.cost_usd <= 0.004
     unplanned = run(spec, trace=False, cache=False)  # without planning the climb meets the hard cap
     assert unplanned.status != "succeeded"

@@ -65,12 +65,12 @@ def test_edit_changes_what_downstream_receives(tmp_path: Path, state_home: Path)
     spec = branching("sim/echo")
     result = run(spec, autonomy="suggest", workdir=tmp_path, trace=False)
     assert _statuses(result)["draft"] == "waiting" and _statuses(result)["other"] == "waiting"
-    assert pending(result.run_id)["draft"]["output"] == "draft notes"
+    assert pending(result.run_id)["draft"].output == "draft notes"
     edit(result.run_id, "draft", "edited notes", actor="ed")
     approve(result.run_id, "other")
     second = resume(result.run_id)
     assert _statuses(second)["save"] == "waiting"  # the write waits on its own gate, showing the edited text
-    assert "+edited notes" in pending(result.run_id)["save"]["proposal"]["diff"]
+    assert "+edited notes" in pending(result.run_id)["save"].proposal["diff"]
     edit(result.run_id, "save", {"path": "renamed.txt", "content": "${draft}!"})
     approve(result.run_id, "tail")
     third = resume(result.run_id)
@@ -133,7 +133,7 @@ def test_escalation_that_could_pass_the_budget_waits_at_ask(tmp_path: Path, stat
     spec = _cascade_spec(cap=0.05)  # the strong rung's worst case (~0.08 $) could pass it
     waiting = run(spec, autonomy="ask", workdir=tmp_path, trace=False)
     assert _statuses(waiting) == {"q": "waiting"}
-    proposal = pending(waiting.run_id)["q"]["proposal"]
+    proposal = pending(waiting.run_id)["q"].proposal
     assert proposal["to_model"] == "sim/g-strong" and proposal["could_pass_budget"] is True
     approve(waiting.run_id, "q")
     grant = decisions(waiting.run_id)[0].payload["grant_usd"]
@@ -141,9 +141,9 @@ def test_escalation_that_could_pass_the_budget_waits_at_ask(tmp_path: Path, stat
     done = resume(waiting.run_id)
     assert done.status == "succeeded" and done.outputs == {"q": "#### 42"}
     assert done.nodes["q"].model == "sim/g-strong"
-    called = [a["model"] for a in done.nodes["q"].attempts if a.get("ok")]
+    called = [a.model for a in done.nodes["q"].attempts if a.ok]
     assert called == ["sim/g-weak", "sim/g-strong"]  # the weak rung is not called again on resume
-    assert done.cost_usd == pytest.approx(sum(a["cost_usd"] for a in done.nodes["q"].attempts if a.get("ok")))
+    assert done.cost_usd == pytest.approx(sum(a.cost_usd for a in done.nodes["q"].attempts if a.ok))
 
 
 def test_escalation_goes_on_at_full(tmp_path: Path, state_home: Path) -> None:
@@ -265,7 +265,7 @@ def test_a_call_that_could_pass_the_budget_waits_at_budgeted(tmp_path: Path, sta
                       {"id": "big", "kind": "llm", "model": "sim/g-pricey", "prompt": "hi", "max_output_tokens": 64}]}
     held = run(spec, autonomy="budgeted", workdir=tmp_path, trace=False)
     assert _statuses(held) == {"cheap": "succeeded", "big": "waiting"}
-    assert pending(held.run_id)["big"]["proposal"]["worst_case_cost_usd"] > 0.02
+    assert pending(held.run_id)["big"].proposal["worst_case_cost_usd"] > 0.02
     with pytest.raises(UserError, match="budget decision"):
         edit(held.run_id, "big", "x")
     approve(held.run_id, "big")

@@ -128,9 +128,9 @@ def test_provider_errors_from_workers_are_retried_like_local_ones(cluster, tmp_p
     spec = _always_failing(fault)
     on_dask = loop.run_until_complete(arun(spec, {}, project=tmp_path / "d", executor=executor, cache=False))
     local = loop.run_until_complete(arun(spec, {}, project=tmp_path / "l", cache=False))
-    attempts = [(a["ok"], a["error_type"]) for a in on_dask.nodes["ask"].attempts]
+    attempts = [(a.ok, a.error_type) for a in on_dask.nodes["ask"].attempts]
     assert attempts == [(False, kind)] * tries
-    assert attempts == [(a["ok"], a["error_type"]) for a in local.nodes["ask"].attempts]
+    assert attempts == [(a.ok, a.error_type) for a in local.nodes["ask"].attempts]
     assert on_dask.status == local.status == "failed"
 
 
@@ -151,7 +151,7 @@ def test_cost_cap_holds_when_calls_run_on_several_workers(cluster, tmp_path: Pat
     result = loop.run_until_complete(
         arun(spec, {}, project=tmp_path, executor=executor, cache=False, sinks=[events.append], trace=False)
     )
-    spent = sum(e.cost_usd for e in events if isinstance(e, AttemptFinished))
+    spent = sum(e.attempt.cost_usd for e in events if isinstance(e, AttemptFinished))
     assert result.status == "budget_exceeded"
     assert spent <= cap
     assert result.cost_usd == pytest.approx(spent)

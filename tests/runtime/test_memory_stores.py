@@ -9,7 +9,7 @@ import pytest
 
 from contextflow.api import Stores, approve, arun, aresume, pending, resume, run
 from contextflow.core.errors import UserError
-from contextflow.core.results import NodeResult
+from contextflow.core.results import Attempt, NodeResult
 from contextflow.dags.imports import register_function
 from contextflow.runtime.memory_store import MemoryRunStore
 from contextflow.runtime.sqlite_store import SQLiteRunStore
@@ -103,7 +103,7 @@ async def test_a_waiting_run_is_approved_and_resumed_in_memory(nowhere) -> None:
     spec = {"name": "ask", "nodes": [{"id": "draft", "kind": "llm", "model": "sim/echo", "prompt": "draft notes"}]}
     waiting = await arun(spec, stores=stores, autonomy="suggest", workdir=project)
     assert waiting.status == "waiting"
-    assert pending(waiting.run_id, stores=stores)["draft"]["output"] == "draft notes"
+    assert pending(waiting.run_id, stores=stores)["draft"].output == "draft notes"
     approve(waiting.run_id, "draft", actor="reviewer", stores=stores)
     done = await aresume(waiting.run_id, stores=stores)
     assert done.status == "succeeded" and done.outputs == {"draft": "draft notes"}
@@ -136,7 +136,7 @@ def test_both_run_stores_keep_runs_nodes_and_decisions_alike(store) -> None:
     with pytest.raises(UserError, match="already exists"):
         store.create_run("r1", pipeline="p", spec={}, inputs={})
     value = {"items": [1, 2], "text": "é"}
-    store.save_nodes("r1", [NodeResult("a", "succeeded", value, cost_usd=0.5, attempts=[{"model": "m"}])])
+    store.save_nodes("r1", [NodeResult("a", "succeeded", value, cost_usd=0.5, attempts=[Attempt(1, True, "m")])])
     value["items"].append(3)  # a stored result is a snapshot
     store.set_run_status("r1", "failed", error="boom", outputs={"a": 1}, cost_usd=0.5)
     store.set_run_status("r1", "running")  # outputs and cost stay; the error is cleared
@@ -145,7 +145,7 @@ def test_both_run_stores_keep_runs_nodes_and_decisions_alike(store) -> None:
     assert (record.status, record.error, record.outputs, record.cost_usd) == ("running", None, {"a": 1}, 0.5)
     assert record.inputs == {"q": ["a", 1]} and record.budget == {"max_cost_usd": 1.0}
     loaded = store.load_nodes("r1")["a"]
-    assert loaded.value == {"items": [1, 2], "text": "é"} and loaded.attempts == [{"model": "m"}]
+    assert loaded.value == {"items": [1, 2], "text": "é"} and loaded.attempts == [Attempt(1, True, "m")]
     assert store.get_run("nope") is None and store.load_nodes("nope") == {}
 
     first = store.record_decision("r1", "a", "approve", actor="me", payload={"grant_usd": 1})

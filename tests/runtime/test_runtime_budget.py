@@ -105,14 +105,14 @@ async def test_cost_cap_holds_under_64_concurrent_calls_with_faults(state_home, 
     spec = rh.pipeline(nodes, defaults={"max_concurrency": 64, "budget": {"max_cost_usd": cap}})
     events: list = []
     result = await arun(spec, sinks=[events.append], trace=False, cache=False)
-    spent = sum(e.cost_usd for e in events if isinstance(e, AttemptFinished))
+    spent = sum(e.attempt.cost_usd for e in events if isinstance(e, AttemptFinished))
     assert result.status == "budget_exceeded"
     assert spent <= cap
     assert result.cost_usd == pytest.approx(spent)
     done = [r for r in result.nodes.values() if r.status == "succeeded"]
     refused = [r for r in result.nodes.values() if r.error and "budget" in r.error]
     assert 5 < len(done) < 64 and refused
-    assert any(a["ok"] is False for r in done for a in r.attempts)  # faults were injected and retried
+    assert any(a.ok is False for r in done for a in r.attempts)  # faults were injected and retried
     with SQLiteRunStore(StateDir.for_project().runs_db) as store:
         stored = store.load_nodes(result.run_id)
     assert {n for n, r in stored.items() if r.status == "succeeded"} == {r.node_id for r in done}

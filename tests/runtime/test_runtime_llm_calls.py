@@ -26,8 +26,8 @@ async def test_transient_faults_are_retried_with_exponential_backoff(state_home,
     elapsed = time.monotonic() - start
     node = result.nodes["ask"]
     assert result.status == "succeeded" and node.value == "hello"
-    assert [a["ok"] for a in node.attempts] == [False, False, False, True]
-    assert [a.get("error_type") for a in node.attempts[:3]] == ["rate_limit", "server", "connection"]
+    assert [a.ok for a in node.attempts] == [False, False, False, True]
+    assert [a.error_type for a in node.attempts[:3]] == ["rate_limit", "server", "connection"]
     assert elapsed >= 0.05 + 0.1 + 0.2  # three backoffs, doubling, no jitter
     assert simulated.stats(model).calls == 4
 
@@ -48,7 +48,7 @@ async def test_timeouts_are_retried(state_home, sim_model):
     result = await arun(spec, trace=False, cache=False)
     assert result.status == "succeeded"
     assert time.monotonic() - start < 2.0
-    assert result.nodes["ask"].attempts[0]["error_type"] == "timeout"
+    assert result.nodes["ask"].attempts[0].error_type == "timeout"
 
 
 @pytest.mark.parametrize("fault", ["auth", "bad_request"])
@@ -84,7 +84,7 @@ async def test_fallback_model_answers_when_the_primary_fails(state_home, sim_mod
     node = result.nodes["ask"]
     assert result.status == "succeeded"
     assert node.model == backup
-    assert [a["model"] for a in node.attempts] == [broken, broken, backup]
+    assert [a.model for a in node.attempts] == [broken, broken, backup]
 
 
 async def test_fallback_also_covers_non_retryable_errors(state_home, sim_model):
@@ -132,8 +132,8 @@ async def test_malformed_json_gets_one_repair_attempt(state_home, sim_model):
     result = await arun(rh.pipeline([llm(model, output_schema=SCHEMA)]), trace=False, cache=False)
     node = result.nodes["ask"]
     assert result.status == "succeeded" and node.value == {"answer": "ok", "confidence": 1}
-    assert [a["purpose"] for a in node.attempts] == ["call", "repair"]
-    assert "not valid JSON" in node.attempts[0]["validation_error"]
+    assert [a.purpose for a in node.attempts] == ["call", "repair"]
+    assert "not valid JSON" in node.attempts[0].validation_error
 
 
 async def test_output_that_stays_invalid_fails_clearly(state_home, sim_model):

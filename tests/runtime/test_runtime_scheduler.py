@@ -79,7 +79,7 @@ async def test_an_attempts_latency_excludes_time_queued_behind_a_limit(state_hom
     result = await arun(rh.pipeline(nodes, defaults={"provider_limits": {model: 1}}), trace=False, cache=False,
                         sinks=[events.append])
     assert result.status == "succeeded"
-    latencies = sorted(e.latency_s for e in events if isinstance(e, AttemptFinished))
+    latencies = sorted(e.attempt.latency_s for e in events if isinstance(e, AttemptFinished))
     assert len(latencies) == 3
     # Run one at a time, the third call queued ~0.2 s; its own span still covers only its call.
     assert latencies[-1] < 0.19, latencies
@@ -132,7 +132,7 @@ async def test_retryable_python_error_is_retried(state_home, tmp_path):
     )
     result = await arun(spec, trace=False)
     assert result.status == "succeeded"
-    assert [a["ok"] for a in result.nodes["f"].attempts] == [False, True]
+    assert [a.ok for a in result.nodes["f"].attempts] == [False, True]
 
 
 async def test_map_fans_out_concurrently_and_keeps_order(state_home, sim_model):
@@ -152,7 +152,7 @@ async def test_map_fans_out_concurrently_and_keeps_order(state_home, sim_model):
     assert simulated.stats(model).peak_in_flight == 3
     assert time.monotonic() - start < 1.0
     assert result.nodes["each"].cost_usd > 0
-    assert sorted(a["item"] for a in result.nodes["each"].attempts) == list(range(6))
+    assert sorted(a.item for a in result.nodes["each"].attempts) == list(range(6))
 
 
 async def test_events_describe_the_run(state_home, sim_model):
@@ -164,7 +164,7 @@ async def test_events_describe_the_run(state_home, sim_model):
     assert kinds[0] == "RunStarted" and kinds[-1] == "RunFinished"
     assert kinds.index("NodeStarted") < kinds.index("AttemptStarted") < kinds.index("AttemptFinished")
     assert kinds.index("AttemptFinished") < kinds.index("NodeFinished")
-    attempt = next(e for e in events if isinstance(e, AttemptFinished))
+    attempt = next(e for e in events if isinstance(e, AttemptFinished)).attempt
     assert attempt.ok and attempt.usage.input_tokens > 0 and attempt.cost_usd > 0
     finished = next(e for e in events if isinstance(e, NodeFinished))
     assert finished.cost_usd == pytest.approx(result.cost_usd)

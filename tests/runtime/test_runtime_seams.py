@@ -8,7 +8,8 @@ from typing import Any
 import runtime_helpers as rh
 from contextflow.api import arun
 from contextflow.core.events import NodeWaiting, RetrievalFinished
-from contextflow.core.results import NodeResult
+from contextflow.core.waiting import Waiting
+from contextflow.runtime.gates import PROCEED, Hold, OpenGate
 
 
 class _Window:
@@ -51,17 +52,14 @@ async def test_retrieve_node_builds_context_in_a_thread_and_reports_it(state_hom
     assert retrieval.used_tokens == 12 and retrieval.items[0]["path"] == "a.py"
 
 
-class _HoldNode:
+class _HoldNode(OpenGate):
     def __init__(self, node_id: str) -> None:
         self.node_id = node_id
 
     async def before(self, ctx, node_id, node, scope):
         if node_id == self.node_id:
-            return NodeResult(node_id, "waiting", value={"would_run": node.function}, error_type="approval")
-        return None
-
-    async def after(self, ctx, node_id, node, result):
-        return result
+            return Hold(Waiting("before", "approval", proposal={"would_run": node.function}))
+        return PROCEED
 
 
 async def test_a_gate_holds_one_branch_and_the_run_waits(state_home):
@@ -81,7 +79,7 @@ async def test_a_gate_holds_one_branch_and_the_run_waits(state_home):
         "a": "succeeded", "held": "waiting", "after_held": "pending", "free": "succeeded",
     }
     waiting = next(e for e in events if isinstance(e, NodeWaiting))
-    assert waiting.node_id == "held" and waiting.proposal == {"would_run": add}
+    assert waiting.node_id == "held" and waiting.waiting.proposal == {"would_run": add}
 
 
 async def test_cascade_escalates_until_the_verifier_passes(state_home, sim_model):
@@ -94,9 +92,9 @@ async def test_cascade_escalates_until_the_verifier_passes(state_home, sim_model
     result = await arun(spec, trace=False, cache=False)
     node = result.nodes["solve"]
     assert result.status == "succeeded" and node.value == "ANSWER: 42" and node.model == strong
-    assert [a["model"] for a in node.attempts] == [cheap, strong]
-    assert [a["verdicts"][0]["passed"] for a in node.attempts] == [False, True]
-    assert node.cost_usd == sum(a["cost_usd"] for a in node.attempts)  # the cheap rung is paid too
+    assert [a.model for a in node.attempts] == [cheap, strong]
+    assert [a.verdicts[0].passed for a in node.attempts] == [False, True]
+    assert node.cost_usd == sum(a.cost_usd for a in node.attempts)  # the cheap rung is paid too
 
 
 async def test_trace_sink_records_the_run(state_home, sim_model):
