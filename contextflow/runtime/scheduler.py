@@ -116,6 +116,7 @@ class Scheduler:
         self._stop_reason: str | None = None
         self._checkpoint_error: Exception | None = None
         self._done: asyncio.Future[None] | None = None
+        self._engine_error: Exception | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._emit: Callable[[Any], None] = ctx.bus.emit if ctx.bus else (lambda event: None)
         self.cancelled_result: RunResult | None = None
@@ -161,6 +162,12 @@ class Scheduler:
             self._close_writer()
             raise
         self._close_writer()
+        if self._engine_error is not None:
+            await self._cancel_in_flight()
+            exc = self._engine_error
+            return self._finish("failed", f"contextflow stopped the run after an internal error "
+                                          f"({type(exc).__name__}: {exc}); finished nodes are saved: "
+                                          f"resume the run to go on")
         if self._writer is not None and self._writer.error is not None:
             return self._finish("failed", f"could not write checkpoints: {self._writer.error}")
         if self._checkpoint_error is not None:
@@ -341,6 +348,17 @@ class Scheduler:
     # checkpoints and release ----------------------------------------------------------------
 
     def _flush(self, reserve: int = 0) -> None:
+        # This runs as a loop callback and from workers: an exception escaping it would only be
+        # logged by asyncio and the run would wait forever. Fail the run instead, plainly.
+        try:
+            self._flush_now(reserve)
+        except Exception as exc:
+            if self._engine_error is None:
+                self._engine_error = exc
+            if self._done is not None and not self._done.done():
+                self._done.set_result(None)
+
+    def _flush_now(self, reserve: int = 0) -> None:
         self._flush_scheduled = False
         if self._flushing:
             return  # a launch inside the loop below settled a node; the loop picks it up

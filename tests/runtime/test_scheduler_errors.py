@@ -6,6 +6,8 @@ import asyncio
 
 import runtime_helpers as rh
 from contextflow.api import arun
+from contextflow.core.state import StateDir
+from contextflow.runtime.sqlite_store import SQLiteRunStore
 from contextflow.runtime.scheduler import Scheduler
 
 
@@ -28,3 +30,8 @@ async def test_an_exception_while_releasing_results_fails_the_run_instead_of_han
     result = await asyncio.wait_for(arun(spec, trace=False, cache=False), timeout=20)
     assert result.status == "failed"
     assert "KeyError" in (result.error or "") and "lost node" in (result.error or "")
+    with SQLiteRunStore(StateDir.for_project().runs_db) as store:
+        saved = store.load_nodes(result.run_id)
+        status = store.get_run(result.run_id).status
+    assert saved["a"].status == "succeeded", "what finished before the error is kept"
+    assert status == "failed"
