@@ -34,13 +34,21 @@ _WEAK_WORDS = (
     r"|private[_\-]?ai|rapidapi|sendbird|sentry|snyk|sonar|sourcegraph|squarespace|sumo|telegr|travis|twitch"
     r"|twitter|yandex|zendesk|cloudant|softlayer|ibm|contribsys|webhook"
 )
-_SEP = r"(?P<sep>\s*(?::=|=>|\?=|==|=|:)\s*)"
+_SEP = r"(?P<sep>[ \t]*(?::=|=>|\?=|==|=|:)[ \t]*)"
 _VALUE = (
     r"(?:(?P<q>[\"'`])(?P<quoted>[^\"'`\n]{6,}?)(?P=q)"
     r"|(?P<bare>[^\s\"'`,;(){}\[\]<>#]{8,})(?=[\s,;'\"}\]#]|$))"
 )
-_ASSIGNMENT = re.compile(r"(?ix)(?P<key>[\"']?[\w.\-]*(?:" + _STRONG_WORDS + r")[\w.\-]*[\"']?)" + _SEP + _VALUE)
-_WEAK_ASSIGNMENT = re.compile(r"(?ix)(?P<key>[\"']?[\w.\-]*(?:" + _WEAK_WORDS + r")[\w.\-]*[\"']?)" + _SEP + _VALUE)
+# One pass finds every ``name <sep> value``; the name is then checked against the word lists. A
+# name starts only where a word does and is taken whole (possessive), so the scan stays linear.
+_ASSIGNMENT = re.compile(r"(?x)(?<![\w.\-\"'])(?P<key>[\"']?[\w.\-]++[\"']?)" + _SEP + _VALUE)
+_STRONG_KEY = re.compile(r"(?i)" + _STRONG_WORDS)
+_WEAK_KEY = re.compile(r"(?i)" + _WEAK_WORDS)
+# Names that describe a credential rather than hold one (TOKEN_URL, SECRET_NAME, tokenizer).
+_DESCRIPTIVE_KEY = re.compile(
+    r"(?i)(?:tokeni[sz]|tokens\b|passthrough|_(?:model|name|names|url|uri|path|file|dir|type|kind|len|length|count"
+    r"|limit|size|env|var|field|header|prefix|suffix|format|pattern|regex|id_field)[\"']?$)"
+)
 _PLAIN_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z_.\-]*$")  # self.token, get_password, os.environ
 _PLACEHOLDER = re.compile(
     r"^(?:\$\{?[\w.]+\}?|<[^>]*>|\{\{.*\}\}|%\(?\w+\)?s?|x{6,}|\*{6,}|\.{3,}|changeme|your[_\-].*|example.*|dummy.*"
@@ -89,7 +97,12 @@ def looks_random(value: str, *, min_len: int = 12) -> bool:
     if _HEXISH.match(value):
         return digit and (lower or upper) and len(value.replace("-", "")) >= 16
     if not digit:
-        return len(value) >= 30 and lower and upper and shannon_entropy(value) >= 4.0
+        # Without digits, random case is the tell: capitals side by side more than once, unlike
+        # the one capital per word of camelCase.
+        paired_capitals = sum(1 for a, b in zip(value, value[1:]) if a.isupper() and b.isupper())
+        return lower and upper and (len(value) >= 30 or paired_capitals >= 2) and shannon_entropy(value) >= 3.5
+    if value.isalnum() and sum(c.isdigit() for c in value) >= 2 and sum(c.isalpha() for c in value) >= 6:
+        return shannon_entropy(value) >= 3.3  # one solid token of letters and digits
     return (lower and upper or len(value) >= 20) and shannon_entropy(value) >= 3.3
 
 
@@ -102,14 +115,17 @@ def assignment_spans(text: str) -> list[Span]:
     """Values assigned to credential-like names, in code, config, env and JSON/YAML shapes."""
     spans: list[Span] = []
     for match in _ASSIGNMENT.finditer(text):
+        key = match.group("key")
+        strong = _STRONG_KEY.search(key) is not None
+        if not strong and _WEAK_KEY.search(key) is None:
+            continue
         group = "quoted" if match.group("quoted") is not None else "bare"
         value = match.group(group)
-        if value and _looks_secret(value, quoted=group == "quoted"):
-            spans.append((match.start(group), match.end(group), _assignment_kind(match.group("key"))))
-    for match in _WEAK_ASSIGNMENT.finditer(text):
-        group = "quoted" if match.group("quoted") is not None else "bare"
-        value = match.group(group)
-        if value and looks_random(value):
+        if not value:
+            continue
+        if strong and not _DESCRIPTIVE_KEY.search(key) and _looks_secret(value, quoted=group == "quoted"):
+            spans.append((match.start(group), match.end(group), _assignment_kind(key)))
+        elif looks_random(value):
             spans.append((match.start(group), match.end(group), "secret"))
     return spans
 
@@ -147,7 +163,7 @@ def aws_secret_spans(text: str) -> list[Span]:
 
 
 _BLOB = re.compile(r"(?<![A-Za-z0-9+/=_\-])[A-Za-z0-9+/_\-]{60,}={0,2}(?![A-Za-z0-9+/=_\-])")
-_BLOB_LINE = re.compile(r"^[\s+\-\"'|>]*(?P<b>[A-Za-z0-9+/_\-]{8,}={0,2})[\"',\\n]*\s*$")
+_BLOB_LINE = re.compile(r"[\s+\-\"'|>]*(?P<b>[A-Za-z0-9+/_\-]{8,}={0,2})[\"',\\n]*\s*$")
 _SRI_PREFIX = re.compile(r"(?:sha(?:1|256|384|512)-|integrity[\"']?\s*[:=]\s*[\"']?)$")
 
 
@@ -207,7 +223,7 @@ def quoted_entropy_spans(text: str) -> list[Span]:
 
 _K8S_SECRET = re.compile(r"(?im)^\s*kind:\s*[\"']?secret[\"']?\s*$")
 _K8S_DATA = re.compile(r"(?m)^(?P<indent>[ \t]*)(?:data|stringData):[ \t]*$")
-_K8S_ENTRY = re.compile(r"^(?P<indent>[ \t]+)[\w.\-]+:[ \t]*(?P<v>[^\s#][^\n#]*?)[ \t]*$")
+_K8S_ENTRY = re.compile(r"(?P<indent>[ \t]+)[\w.\-]+:[ \t]*(?P<v>[^\s#][^\n#]*?)[ \t]*$")
 
 
 def kubernetes_secret_spans(text: str) -> list[Span]:

@@ -147,3 +147,41 @@ TOKEN_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("jwt-base64", _p(r"\bZXlK[A-Za-z0-9+/]{40,}={0,2}")),
     ("basic-auth", _p(r"(?i)(?<=authorization:\sbasic\s)[A-Za-z0-9+/]{12,}=*")),
 )
+
+#: Literals (lower case) at least one of which a text must contain for a format to be possible:
+#: a substring test is far cheaper than a regular expression scan, and most texts hold none.
+#: Formats missing here have no fixed literal and always run.
+KEYWORDS: dict[str, tuple[str, ...]] = {
+    "private-key": ("private key",), "putty-private-key": ("putty-user-key",), "private-key-base64": ("ls0tls1crudjt",),
+    "aws-access-key-id": ("a3t", "akia", "asia", "abia", "acca", "agpa", "aida", "aipa", "anpa", "anva", "aroa", "apka"),
+    "aws-secret-access-key": ("aws",), "aws-bedrock-key": ("absk", "bedrock-api-key-"),
+    "netrc-password": ("machine",), "nuget-password": ("<add",), "curl-user-password": ("-u", "--user"),
+    "authorization-header": ("authorization",), "bearer-token": ("bearer",), "url-password": ("://",),
+    "npm-auth": ("_auth",), "softlayer-api-key": ("softlayer",), "sidekiq-credentials": ("contribsys__com",),
+    "gcp-api-key": ("aiza",), "gcp-oauth-secret": ("gocspx-",), "gcp-oauth-token": ("ya29.",),
+    "azure-storage-key": ("accountkey=",), "azure-sas-signature": ("sig=",), "azure-client-secret": ("q~",),
+    "alibaba-access-key-id": ("ltai",), "digitalocean-token": ("_v1_",), "cloudflare-origin-ca-key": ("v1.0-",),
+    "yandex-token": ("t1.", "aqvn"), "vault-token": ("hvs.", "hvb.", "s."), "terraform-cloud-token": (".atlasv1.",),
+    "openshift-token": ("sha256~",), "flyio-token": ("fo1_", "fm1", "fm2"), "heroku-api-key": ("hrku-aa",),
+    "databricks-token": ("dapi",), "clickhouse-secret": ("4b1d",), "planetscale-token": ("pscale_",),
+    "pulumi-token": ("pul-",), "scalingo-token": ("tk-us-",), "doppler-token": ("dp.",), "dynatrace-token": ("dt0c01.",),
+    "grafana-token": ("eyjrijoi", "glc_", "glsa_"), "new-relic-key": ("nrjs-", "nrii-", "nrak-"),
+    "sentry-token": ("sntry",), "harness-token": ("pat.", "sat."), "infracost-token": ("ico-",), "prefect-token": ("pnu_",),
+    "1password-secret-key": ("a3-",), "1password-service-token": ("ops_eyj",), "age-secret-key": ("age-secret-key-1",),
+    "github-token": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+    "gitlab-token": ("gl", "gr1348941", "_gitlab_session="), "npm-token": ("npm_",), "pypi-token": ("pypi-age",),
+    "rubygems-token": ("rubygems_",), "clojars-token": ("clojars_",), "artifactory-token": ("akcp", "cmvmd", "ap"),
+    "sonar-token": ("squ_", "sqp_", "sqa_"), "sourcegraph-token": ("sgp_",), "readme-token": ("rdme_",),
+    "linear-api-key": ("lin_api_",), "notion-token": ("ntn_",), "authress-key": (".acc",), "octopus-deploy-key": ("api-",),
+    "postman-token": ("pmak-",), "typeform-token": ("tfp_",), "frameio-token": ("fio-u-",),
+    "defined-networking-key": ("dnkey-",), "settlemint-token": ("sm_",), "maxmind-license-key": ("_mmk",),
+    "intra42-secret": ("s-s4t2",), "slack-token": ("xox", "xapp-"), "slack-webhook": ("hooks.slack.com",),
+    "teams-webhook": ("webhook.office.com",), "telegram-bot-token": (":a",), "stripe-key": ("k_live_", "k_test_", "k_prod_"),
+    "square-token": ("sq0", "eaaa"), "facebook-token": ("eaa", "|", "%7c"), "twitter-bearer-token": ("a" * 22,),
+    "shopify-token": ("shp",), "shippo-token": ("shippo_",), "easypost-token": ("ezak", "eztk"), "duffel-token": ("duffel_",),
+    "flutterwave-key": ("flwseck", "flwpubk"), "adobe-client-secret": ("p8e-",), "airtable-token": ("pat",),
+    "lob-api-key": ("live_", "test_"), "mailchimp-key": ("-us",), "mailgun-key": ("key-",), "mapbox-token": ("k.",),
+    "sendgrid-key": ("sg.",), "sendinblue-key": ("xkeysib-",), "twilio-key": ("sk", "ac"), "anthropic-key": ("sk-ant-",),
+    "openai-key": ("sk-",), "perplexity-key": ("pplx-",), "huggingface-token": ("hf_", "api_org_"), "jwt": ("eyj",),
+    "jwt-base64": ("zxlk",), "basic-auth": ("basic",),
+}

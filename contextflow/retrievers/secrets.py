@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import PurePath
 
 from contextflow.retrievers.secret_context import CONTEXT_FINDERS, shannon_entropy
-from contextflow.retrievers.secret_formats import TOKEN_PATTERNS
+from contextflow.retrievers.secret_formats import KEYWORDS, TOKEN_PATTERNS
 
 __all__ = ["SECRET_PATTERNS", "is_secret_file", "redact", "redact_text", "find_secrets", "shannon_entropy"]
 
@@ -77,7 +77,11 @@ SECRET_PATTERNS = TOKEN_PATTERNS
 def find_secrets(text: str) -> list[tuple[int, int, str]]:
     """Character spans ``(start, end, kind)`` of secrets in ``text``, merged where they overlap."""
     spans: list[tuple[int, int, str]] = []
+    lower = text.lower()
     for kind, pattern in TOKEN_PATTERNS:
+        keywords = KEYWORDS.get(kind)
+        if keywords and not any(word in lower for word in keywords):
+            continue
         for match in pattern.finditer(text):
             if "v" in pattern.groupindex:  # only the value, not the name around it
                 spans.append((match.start("v"), match.end("v"), kind))
