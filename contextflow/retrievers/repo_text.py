@@ -44,10 +44,10 @@ def _run_git_process(args: list[str], cwd: Path) -> str:
             env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"},
         )
     except subprocess.TimeoutExpired:
-        raise RuntimeError(f"git {' '.join(args[:3])} did not finish within {GIT_TIMEOUT_S:g} s in {cwd}") from None
+        raise RuntimeError(redact(f"git {' '.join(args[:3])} did not finish within {GIT_TIMEOUT_S:g} s in {cwd}")) from None
     if proc.returncode != 0:
-        # stderr can quote a line of a file (a failed apply, a bad config): redact it too.
-        raise RuntimeError(f"git {' '.join(args[:3])} failed in {cwd}: {redact(proc.stderr.strip()[:300])}")
+        # The arguments or stderr can quote a secret (a revision, a line of a file): redact both.
+        raise RuntimeError(redact(f"git {' '.join(args[:3])} failed in {cwd}: {proc.stderr.strip()[:300]}"))
     return proc.stdout
 
 

@@ -201,6 +201,7 @@ def blob_spans(text: str) -> list[Span]:
     return spans
 
 
+_SRI_VALUE = re.compile(r"sha(?:1|256|384|512)-")  # subresource integrity: a public digest
 _QUOTED = re.compile(r"(?P<q>[\"'])(?P<v>[A-Za-z0-9+/=_\-]{20,})(?P=q)")
 
 
@@ -209,7 +210,7 @@ def quoted_entropy_spans(text: str) -> list[Span]:
     spans: list[Span] = []
     for match in _QUOTED.finditer(text):
         value = match.group("v")
-        if any(run in value for run in _ALPHABET_RUNS) or _PLACEHOLDER.match(value):
+        if any(run in value for run in _ALPHABET_RUNS) or _PLACEHOLDER.match(value) or _SRI_VALUE.match(value):
             continue
         if _HEXISH.match(value) and "-" not in value:
             hit = len(value) >= 24 and shannon_entropy(value) >= 3.3 and any(c.isdigit() for c in value) \

@@ -122,6 +122,7 @@ SECRET_FILE_MARKERS = ("visible-only-if-leaked", "marker_env_production", "marke
 # default configuration (222 rules) and detect-secrets' plugins (27); the examples are our own.
 
 import base64 as _base64
+import json
 from dataclasses import dataclass
 
 _LOW = string.ascii_lowercase + string.digits
@@ -160,7 +161,16 @@ def _pem() -> tuple[str, str]:
 
 
 _pem_text, _pem_line = _pem()
-_jwt = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ" + _r(_URLSAFE, 40) + "." + _r(_URLSAFE, 43)
+def _b64url_json(value: dict[str, object]) -> str:
+    return _base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+
+def _make_jwt() -> str:
+    claims = {"sub": _r(_ALNUM, 16), "iat": _rng.randrange(10**9, 2 * 10**9), "scope": "deploy"}
+    return _b64url_json({"alg": "HS256", "typ": "JWT"}) + "." + _b64url_json(claims) + "." + _r(_URLSAFE, 43)
+
+
+_jwt = _make_jwt()
 
 _GITLEAKS_LIST: list[Case] = [
     _tok("1password-secret-key", "A3-" + _r(_UP, 6) + "-" + _r(_UP, 11) + "-" + _r(_UP, 5) + "-" + _r(_UP, 5) + "-" + _r(_UP, 5)),
@@ -409,10 +419,10 @@ _DETECT_SECRETS_LIST: list[Case] = [
     Case("IbmCosHmacDetector", f'ibm_cos_secret_access_key = "{(_v := _r(_HEX, 48))}"', _v),
     # A public address is not a credential: kept on purpose, so this plugin stays uncovered.
     Case("IPPublicDetector", "upstream = 93.184.216.34", "93.184.216.34", is_secret=False),
-    _tok("JwtTokenDetector", "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ" + _r(_URLSAFE, 40) + "." + _r(_URLSAFE, 43)),
+    _tok("JwtTokenDetector", _make_jwt()),
     Case("KeywordDetector", f'db_password = "{(_v := _r(_ALNUM, 12))}"', _v),
     _tok("MailchimpDetector", _r(_HEX, 32) + "-us6"),
-    Case("NpmDetector", f"//registry.npmjs.org/:_authToken={(_v := _uuid())}", _v),
+    Case("NpmDetector", f"//registry.npmjs.org/:_authToken={(_v := 'npm_' + _r(_ALNUM, 36))}", _v),
     _tok("OpenAIDetector", "sk-" + _r(_ALNUM, 20) + "T3BlbkFJ" + _r(_ALNUM, 20)),
     Case("PrivateKeyDetector", _pem_text, _pem_line),
     _tok("PypiTokenDetector", "pypi-AgEIcHlwaS5vcmc" + _r(_URLSAFE, 70)),
