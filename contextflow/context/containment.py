@@ -87,7 +87,7 @@ def _parse_markdown(text: str) -> WindowReading:
             i += 1
             continue
         width = len(fence.group("fence"))
-        closing = re.compile(r"^ {0,3}`{%d,}\s*$" % width)
+        closing = re.compile(r"^ {0,3}`{" + str(width) + r",}\s*$")
         j = i + 2
         while j < len(lines) and not closing.match(lines[j]):
             j += 1

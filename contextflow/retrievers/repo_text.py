@@ -23,7 +23,7 @@ from pathlib import Path
 
 from contextflow.retrievers.secrets import is_secret_file, redact, redact_text
 
-__all__ = ["GitRunner", "SECRET_FILE_MARKER", "is_binary", "read_text", "redacting", "run_git", "withhold_secret_diffs"]
+__all__ = ["SECRET_FILE_MARKER", "GitRunner", "is_binary", "read_text", "redacting", "run_git", "withhold_secret_diffs"]
 
 #: ``runner(args, cwd) -> stdout``: the seam through which every git command runs.
 GitRunner = Callable[[list[str], Path], str]
@@ -40,7 +40,7 @@ def _run_git_process(args: list[str], cwd: Path) -> str:
     try:
         proc = subprocess.run(
             ["git", "-c", "core.quotepath=off", *args], cwd=cwd, capture_output=True, text=True,
-            encoding="utf-8", errors="replace", timeout=GIT_TIMEOUT_S,
+            encoding="utf-8", errors="replace", timeout=GIT_TIMEOUT_S, check=False,
             env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"},
         )
     except subprocess.TimeoutExpired:

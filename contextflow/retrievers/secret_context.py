@@ -15,6 +15,7 @@ import math
 import re
 from collections import Counter
 from collections.abc import Callable
+from itertools import pairwise
 
 Span = tuple[int, int, str]
 
@@ -53,7 +54,7 @@ _PLAIN_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z_.\-]*$")  # self.token, get_p
 _PLACEHOLDER = re.compile(
     r"^(?:\$\{?[\w.]+\}?|<[^>]*>|\{\{.*\}\}|%\(?\w+\)?s?|x{6,}|\*{6,}|\.{3,}|changeme|your[_\-].*|example.*|dummy.*"
     r"|placeholder.*|none|null|true|false|redacted.*|\[REDACTED[^\]]*\])$",
-    re.I,
+    re.IGNORECASE,
 )
 _TOKEN_CHARS = re.compile(r"^[A-Za-z0-9_\-=.+/~%]+$")
 _HEXISH = re.compile(r"^[0-9a-fA-F\-]+$")
@@ -99,7 +100,7 @@ def looks_random(value: str, *, min_len: int = 12) -> bool:
     if not digit:
         # Without digits, random case is the tell: capitals side by side more than once, unlike
         # the one capital per word of camelCase.
-        paired_capitals = sum(1 for a, b in zip(value, value[1:]) if a.isupper() and b.isupper())
+        paired_capitals = sum(1 for a, b in pairwise(value) if a.isupper() and b.isupper())
         return lower and upper and (len(value) >= 30 or paired_capitals >= 2) and shannon_entropy(value) >= 3.5
     if value.isalnum() and sum(c.isdigit() for c in value) >= 2 and sum(c.isalpha() for c in value) >= 6:
         return shannon_entropy(value) >= 3.3  # one solid token of letters and digits
@@ -263,7 +264,7 @@ def netrc_spans(text: str) -> list[Span]:
 
 def _documents(text: str) -> list[tuple[int, int]]:
     bounds = [0] + [m.end() for m in re.finditer(r"(?m)^---[ \t]*$", text)] + [len(text)]
-    return list(zip(bounds, bounds[1:]))
+    return list(pairwise(bounds))
 
 
 #: The contextual finders, run after the shape table.

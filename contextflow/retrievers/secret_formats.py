@@ -37,8 +37,8 @@ TOKEN_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("aws-secret-access-key", _p(
         r"(?i)aws_?secret_?(?:access_?)?key[\"']?\s*[:=]{1,2}>?\s*[\"']?(?P<v>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])"
     )),
-    ("aws-bedrock-key", _p(r"\bABSK[A-Za-z0-9+/]{100,}={0,2}|bedrock-api-key-YmVkcm9jay5hbWF6b25hd3MuY29t[\w%&?=.+/-]*")),
-    # .netrc on one line (also as a diff line): machine HOST login USER password SECRET.
+    ("aws-bedrock-key", _p(r"\bABSK[A-Za-z0-9+/]{100,}={0,2}|bedrock-api-key-YmVkcm9jay5hbWF6b25hd3MuY29t[\w%&?=.+/-]{20,}")),
+    # .netrc with its machine, login and password fields on one line (also as a diff line).
     ("netrc-password", _p(r"(?i)\bmachine\s+\S+\s+(?:login\s+\S+\s+)?password[ \t]+(?P<v>[^\s\"'=:][^\s\"']*)")),
     ("nuget-password", _p(
         r"(?i)<add\s+key=\"(?:ClearText)?Password\"\s+value=\"(?P<v>[^\"]{4,})\""

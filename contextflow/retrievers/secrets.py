@@ -1,10 +1,14 @@
-"""Keep secrets out of context windows: skip secret-bearing files, redact key-shaped text.
+"""Keep secrets out of context windows: recognise secret-bearing files, redact key-shaped text.
 
 Two layers, because either alone leaks: files whose whole purpose is to hold credentials
-(``.env``, private keys, credential stores) are never read, and every other text that reaches a
-window passes through :func:`redact`, which replaces tokens in known formats (cloud keys, vendor
-API tokens, JWTs, private-key blocks, bearer headers, credentials in URLs) and high-entropy values
-assigned to password/secret/token-like names.
+(``.env``, private keys, credential stores) are never read, and every other text passes through
+:func:`redact`, which replaces tokens in known formats (``secret_formats``: cloud keys, vendor API
+tokens, JWTs, private-key blocks, credentials in URLs and headers) and values that their
+surroundings give away (``secret_context``: random values under credential or vendor names, an
+AWS secret key beside its id, netrc passwords, Kubernetes Secret data, long base64 blobs).
+
+Repository text reaches these functions through one boundary, ``repo_text`` (file reads and the
+git runner); :func:`redact_text` serves text from elsewhere, such as tool output.
 
 The replacement keeps the shape of the text (``[REDACTED:github-token]``) so a model still sees
 that a value was there, which matters for code review.

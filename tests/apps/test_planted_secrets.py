@@ -17,21 +17,27 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "retrievers"))
 
-from repo_builders import git, write  # noqa: E402
-from secret_corpus import (  # noqa: E402
-    DETECT_SECRETS_CASES, DOCUMENTS, GITLEAKS_CASES, HOSTILE_CASES, PLANTED, SECRET_FILE_MARKERS, SECRET_FILES,
+from repo_builders import git, write
+from secret_corpus import (
+    DETECT_SECRETS_CASES,
+    DOCUMENTS,
+    GITLEAKS_CASES,
+    HOSTILE_CASES,
+    PLANTED,
+    SECRET_FILE_MARKERS,
+    SECRET_FILES,
 )
 
-from contextflow.api import run  # noqa: E402
-from contextflow.apps.code_review import collect_diff, merge_reviews  # noqa: E402
-from contextflow.apps.release_notes import commits_since, render_notes  # noqa: E402
-from contextflow.context import build_context  # noqa: E402
-from contextflow.context.window import FORMATS  # noqa: E402
-from contextflow.dags.loader import load_pipeline  # noqa: E402
-from contextflow.dags.overrides import apply_model_overrides  # noqa: E402
-from contextflow.providers import simulated  # noqa: E402
-from contextflow.retrievers.git import GitHistory  # noqa: E402
-from contextflow.retrievers.walk import iter_texts, walk_repo  # noqa: E402
+from contextflow.api import run
+from contextflow.apps.code_review import collect_diff, merge_reviews
+from contextflow.apps.release_notes import commits_since, render_notes
+from contextflow.context import build_context
+from contextflow.context.window import FORMATS
+from contextflow.dags.loader import load_pipeline
+from contextflow.dags.overrides import apply_model_overrides
+from contextflow.providers import simulated
+from contextflow.retrievers.git import GitHistory
+from contextflow.retrievers.walk import iter_texts, walk_repo
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 NETRC_PASSWORD = "nEtrc" + "Pw7q2Lm"

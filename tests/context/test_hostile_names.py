@@ -13,7 +13,12 @@ from repo_builders import git, write
 
 from contextflow.context import build_context
 from contextflow.context.containment import parse_window
-from contextflow.context.inert import escape_untrusted, inert_line, inert_name, visible_text
+from contextflow.context.inert import (
+    escape_untrusted,
+    inert_line,
+    inert_name,
+    visible_text,
+)
 from contextflow.context.window import FORMATS, ContextItem, render_items
 from contextflow.core.state import StateDir
 

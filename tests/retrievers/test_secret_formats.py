@@ -9,11 +9,16 @@ may survive redaction.
 from __future__ import annotations
 
 import pytest
+from secret_corpus import (
+    DETECT_SECRETS_CASES,
+    DOCUMENTS,
+    GITLEAKS_CASES,
+    HOSTILE_CASES,
+    Case,
+)
 
 from contextflow.retrievers.repo_text import read_text
 from contextflow.retrievers.secrets import find_secrets, is_secret_file, redact
-
-from secret_corpus import DETECT_SECRETS_CASES, DOCUMENTS, GITLEAKS_CASES, HOSTILE_CASES, Case
 
 
 def _hidden(case: Case) -> bool:
