@@ -7,14 +7,14 @@ stay in the scheduler. They live in the package so the default import allowlist 
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, ValidationError
 
+from contextflow.context.inert import inert_name
 from contextflow.core.errors import UserError
-from contextflow.retrievers.secrets import redact
+from contextflow.retrievers.repo_text import run_git
 
 Severity = Literal["info", "low", "medium", "high", "critical"]
 _SEVERITY_RANK = {"critical": 0, "high": 1, "medium": 2, "low": 3, "info": 4}
@@ -44,19 +44,15 @@ class ReviewerOutput(BaseModel):
     findings: list[Finding] = Field(default_factory=list, max_length=8)
 
 
-def _git(repo: Path, *args: str) -> str:
+def git_output(repo: Path, *args: str) -> str:
+    """What ``git args`` prints in ``repo``, through the redacting runner (secrets hidden, secret
+    files withheld); a failure is a UserError that says how to fix the call."""
     try:
-        done = subprocess.run(
-            ["git", "-C", str(repo), *args], capture_output=True, text=True, timeout=60, check=False
-        )
+        return run_git(list(args), repo)
     except FileNotFoundError:
         raise UserError("git is not installed", hint="install git to review a diff") from None
-    if done.returncode != 0:
-        raise UserError(
-            f"git {' '.join(args)} failed in {repo}: {done.stderr.strip()}",
-            hint="pass a git repository and a valid range such as HEAD~1..HEAD",
-        )
-    return done.stdout
+    except RuntimeError as exc:
+        raise UserError(str(exc), hint="pass a git repository and a valid range such as HEAD~1..HEAD") from None
 
 
 def parse_unified_diff(text: str) -> list[dict[str, Any]]:
@@ -103,28 +99,28 @@ def _ranges(lines: list[int]) -> list[list[int]]:
 
 def collect_diff(repo: str = ".", rev_range: str = "", max_chars: int = 12000) -> dict[str, Any]:
     """The diff to review: ``rev_range`` like ``HEAD~1..HEAD``, or the working tree (staged and
-    unstaged) against HEAD when empty. Secrets in the diff are redacted before a model sees it."""
+    unstaged) against HEAD when empty. The diff arrives redacted (the git runner hides secrets
+    and withholds secret files' hunks), so no model, store or trace sees a credential."""
 
     root = Path(repo).resolve()
     args = ["diff", "--no-color", "--unified=3", rev_range] if rev_range else ["diff", "--no-color", "HEAD"]
-    text = _git(root, *args)
+    text = git_output(root, *args)
     if not text.strip() and not rev_range:
         # A clean tree: review the last commit instead of nothing.
-        rev_range = "HEAD~1..HEAD" if _git(root, "rev-list", "--count", "HEAD").strip() != "1" else ""
+        rev_range = "HEAD~1..HEAD" if git_output(root, "rev-list", "--count", "HEAD").strip() != "1" else ""
         text = (
-            _git(root, "diff", "--no-color", rev_range)
+            git_output(root, "diff", "--no-color", rev_range)
             if rev_range
-            else _git(root, "show", "--no-color", "--format=", "HEAD")
+            else git_output(root, "show", "--no-color", "--format=", "HEAD")
         )
     files = parse_unified_diff(text)
-    redacted = redact(text)
-    truncated = len(redacted) > max_chars
-    summary = "; ".join(f"{f['path']} (+{f['added']}/-{f['removed']})" for f in files) or "no changes"
+    truncated = len(text) > max_chars
+    summary = "; ".join(f"{inert_name(f['path'])} (+{f['added']}/-{f['removed']})" for f in files) or "no changes"
     return {
         "range": rev_range or "working tree vs HEAD",
         "files": files,
         "paths": [f["path"] for f in files],
-        "diff": redacted[:max_chars] + ("\n[diff truncated]" if truncated else ""),
+        "diff": text[:max_chars] + ("\n[diff truncated]" if truncated else ""),
         "summary": summary,
     }
 
@@ -193,7 +189,7 @@ def render_review(review: Review, diff: dict[str, Any]) -> str:
     lines = [f"# Code review: {diff.get('range', '')}", "", review.summary, ""]
     for f in review.findings:
         mark = "" if f.verified else " (away from the changed lines: unverified)"
-        lines.append(f"- **{f.severity}** [{f.category}] `{f.file}:{f.line}`{mark}: {f.explanation}")
+        lines.append(f"- **{f.severity}** [{f.category}] `{inert_name(f.file)}:{f.line}`{mark}: {f.explanation}")
         if f.suggested_fix:
             lines.append(f"  - suggested fix: {f.suggested_fix}")
     if not review.findings:

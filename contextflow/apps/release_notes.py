@@ -6,7 +6,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from contextflow.apps.code_review import _git
+from contextflow.apps.code_review import git_output
+from contextflow.context.inert import inert_line
 
 _CONVENTIONAL = re.compile(r"^(\w+)(?:\([^)]*\))?(!)?:\s*(.+)$")
 _GROUP_TITLES = {
@@ -38,13 +39,14 @@ def _classify(subject: str) -> tuple[str, bool, str]:
 
 def commits_since(repo: str = ".", since_tag: str = "", max_commits: int = 500) -> dict[str, Any]:
     """Commits after ``since_tag`` (default: the latest tag, or the whole history when there is
-    none), grouped by kind, with the overall diffstat."""
+    none), grouped by kind, with the overall diffstat. Subjects arrive redacted from the git
+    runner and are made inert here (one line, no markup), since they reach a prompt and a file."""
     root = Path(repo).resolve()
     if not since_tag:
-        tags = _git(root, "tag", "--sort=-creatordate").split()
+        tags = git_output(root, "tag", "--sort=-creatordate").split()
         since_tag = tags[0] if tags else ""
     rev = f"{since_tag}..HEAD" if since_tag else "HEAD"
-    log = _git(root, "log", f"--max-count={max_commits}", "--format=%x1e%H%x1f%an%x1f%s", "--shortstat", rev)
+    log = git_output(root, "log", f"--max-count={max_commits}", "--format=%x1e%H%x1f%an%x1f%s", "--shortstat", rev)
     groups: dict[str, list[dict[str, Any]]] = {}
     totals = {"commits": 0, "files_changed": 0, "insertions": 0, "deletions": 0}
     for record in log.split("\x1e"):
@@ -58,6 +60,7 @@ def commits_since(repo: str = ".", since_tag: str = "", max_commits: int = 500) 
             continue
         sha, author, subject = parts
         kind, breaking, text = _classify(subject)
+        text, author = inert_line(text), inert_line(author)
         files = ins = dels = 0
         match = _STAT.search(stat) if stat else None
         if match:

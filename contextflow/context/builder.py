@@ -10,7 +10,7 @@ from typing import Any
 
 from contextflow.context.fusion import apply_file_focus, apply_path_prior, expand, reciprocal_rank_fusion
 from contextflow.context.packing import pack
-from contextflow.context.window import ContextWindow, Format
+from contextflow.context.window import FORMATS, ContextWindow, Format
 from contextflow.core.errors import UserError
 from contextflow.retrievers.index import RepoIndex, open_index
 from contextflow.retrievers.rankers import RETRIEVERS, Hit, ast_hits, bm25_hits, embedding_hits, git_hits
@@ -18,7 +18,6 @@ from contextflow.core.state import StateDir
 from contextflow.core.catalog import lookup
 from contextflow.retrievers.git import GitHistory
 
-_FORMATS = ("markdown", "xml")
 
 
 def embeddings_available() -> bool:
@@ -97,8 +96,8 @@ def build_context(
     ``file_focus`` raises chunks of files with strong evidence from several chunks (0 turns it off).
     """
     budget = check_budget(budget_tokens, model)
-    if fmt not in _FORMATS:
-        raise UserError(f"unknown format {fmt!r}", hint="use markdown or xml")
+    if fmt not in FORMATS:
+        raise UserError(f"unknown format {fmt!r}", hint="use " + ", ".join(FORMATS))
     root = Path(repo).expanduser()
     if not root.is_dir():
         raise UserError(f"repository folder {str(root)!r} does not exist or is not a folder",

@@ -1,7 +1,9 @@
 """What the repository's history knows: diffs, recent commits, co-change and blame.
 
 Everything runs through the git CLI behind one seam (``runner``), bounded by ``since`` and
-``max_commits`` so a long history never stalls a query.
+``max_commits`` so a long history never stalls a query. Whatever runner is given is wrapped by
+``repo_text.redacting``: diffs, commit messages and blame come back with their secrets redacted
+and secret files withheld, whoever calls.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from dataclasses import dataclass, field
 from itertools import combinations
 from pathlib import Path
 
-from contextflow.retrievers.walk import GitRunner, git_root, run_git
+from contextflow.retrievers.repo_text import GitRunner, redacting, run_git
+from contextflow.retrievers.walk import git_root
 
 _RECORD = "\x1e"  # separates commits in our log format
 _FIELD = "\x1f"
@@ -61,8 +64,8 @@ class GitHistory:
 
     def __init__(self, root: str | Path, runner: GitRunner = run_git) -> None:
         self.root = Path(root).resolve()
-        self.runner = runner
-        top = git_root(self.root, runner)
+        self.runner = redacting(runner)
+        top = git_root(self.root, self.runner)
         if top is None:
             raise ValueError(f"{self.root} is not inside a git repository")
         self.top = top

@@ -28,8 +28,8 @@ from contextflow.core.db import open_db
 from contextflow.retrievers.ast_index import analyze
 from contextflow.retrievers.bm25 import BM25Index, code_tokens
 from contextflow.retrievers.chunks import Chunk, chunk_file
-from contextflow.retrievers.secrets import redact
-from contextflow.retrievers.walk import DEFAULT_MAX_FILE_BYTES, GitRunner, read_text, run_git, walk_repo
+from contextflow.retrievers.repo_text import GitRunner, read_text, redacting, run_git
+from contextflow.retrievers.walk import DEFAULT_MAX_FILE_BYTES, walk_repo
 from contextflow.core.state import StateDir
 from contextflow.retrievers.embeddings import EmbeddingStore
 from contextflow.retrievers.graph import build_file_graph
@@ -110,7 +110,7 @@ class RepoIndex:
         self.state = state or StateDir.for_project(self.root)
         self.key = repo_key(self.root)
         self.folder = self.state.index_dir / "repos" / self.key
-        self.runner = runner
+        self.runner = redacting(runner)
         self.max_file_bytes = max_file_bytes
         self._lock = threading.RLock()
         self._loaded_generation = -1
@@ -224,13 +224,13 @@ class RepoIndex:
         if text is None:
             db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, 0)", (path, size, mtime_ns, digest, "binary"))
             return 0
-        # Secrets go before anything is parsed or stored, so no index (lexical or vector) ever holds one.
-        clean = redact(text)
+        # read_text handed over redacted text: secrets are gone before anything is parsed or
+        # stored, so no index (lexical or vector) ever holds one.
         try:
-            analysis = analyze(path, clean)
+            analysis = analyze(path, text)
         except Exception:  # a grammar failure degrades to line chunks rather than losing the file
             analysis = None
-        chunks = chunk_file(path, clean, analysis)
+        chunks = chunk_file(path, text, analysis)
         db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?, ?, 0)",
                    (path, size, mtime_ns, digest, analysis.lang if analysis else "text"))
         if analysis is not None:

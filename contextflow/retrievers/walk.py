@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import os
 import stat
-import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from contextflow.core.errors import UserError
+from contextflow.retrievers.repo_text import GitRunner, read_text, redacting, run_git
 from contextflow.retrievers.secrets import is_secret_file
+
+__all__ = ["ALWAYS_SKIPPED_DIRS", "DEFAULT_MAX_FILE_BYTES", "GitRunner", "SourceFile", "WalkResult", "git_root",
+           "iter_texts", "read_text", "run_git", "walk_repo"]
 
 #: Folders never worth indexing, even when nothing ignores them (a plain directory, an untracked venv).
 ALWAYS_SKIPPED_DIRS = frozenset(
@@ -24,21 +27,6 @@ ALWAYS_SKIPPED_DIRS = frozenset(
      ".mypy_cache", ".pytest_cache", ".ruff_cache", ".idea", ".eggs", "site-packages"}
 )
 DEFAULT_MAX_FILE_BYTES = 1_000_000
-_SNIFF_BYTES = 8192
-
-#: ``runner(args, cwd) -> stdout``: the seam through which every git command runs.
-GitRunner = Callable[[list[str], Path], str]
-
-
-def run_git(args: list[str], cwd: Path) -> str:
-    """Run ``git args`` in ``cwd`` and return stdout; a failing command raises RuntimeError."""
-    proc = subprocess.run(
-        ["git", "-c", "core.quotepath=off", *args], cwd=cwd, capture_output=True, text=True,
-        encoding="utf-8", errors="replace", env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"},
-    )
-    if proc.returncode != 0:
-        raise RuntimeError(f"git {' '.join(args[:3])} failed in {cwd}: {proc.stderr.strip()[:300]}")
-    return proc.stdout
 
 
 @dataclass(frozen=True)
@@ -67,24 +55,6 @@ def git_root(root: Path, runner: GitRunner = run_git) -> Path | None:
     except (RuntimeError, FileNotFoundError):
         return None
     return Path(top) if top else None
-
-
-def is_binary(head: bytes) -> bool:
-    """Git's rule (a NUL byte in the first 8 KiB) plus invalid UTF-8 in a mostly non-text prefix."""
-    if b"\x00" in head:
-        return True
-    if not head:
-        return False
-    try:
-        head.decode("utf-8")
-        return False
-    except UnicodeDecodeError as exc:
-        if exc.start >= len(head) - 4:  # a multi-byte character cut by the sniff window
-            return False
-    # Not UTF-8: a legacy-encoded text file has few control bytes and a minority of high bytes.
-    controls = sum(1 for b in head if b < 9 or 13 < b < 32)
-    high = sum(1 for b in head if b >= 0x80)
-    return controls / len(head) > 0.02 or high / len(head) > 0.3
 
 
 def _git_listing(root: Path, runner: GitRunner) -> list[str]:
@@ -153,6 +123,7 @@ def walk_repo(
     base = Path(root).expanduser().resolve()
     if not base.is_dir():
         raise UserError(f"{base} is not a directory", hint="pass the folder of the repository to index")
+    runner = redacting(runner)
     top = git_root(base, runner)
     result = WalkResult(files=[], git=top is not None)
     listing = _git_listing(base, runner) if top is not None else _pathspec_listing(base)
@@ -177,15 +148,8 @@ def walk_repo(
     return result
 
 
-def read_text(root: Path, path: str) -> str | None:
-    """The file's text, or None when it is binary."""
-    data = (root / path).read_bytes()
-    if is_binary(data[:_SNIFF_BYTES]):
-        return None
-    return data.decode("utf-8", errors="replace")
-
-
 def iter_texts(root: Path, files: list[SourceFile]) -> Iterator[tuple[SourceFile, str | None]]:
+    """Each file with its redacted text (None for binary files and unreadable ones)."""
     for f in files:
         try:
             yield f, read_text(root, f.path)
