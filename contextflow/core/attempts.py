@@ -104,10 +104,16 @@ class StepDown:
         return cls(str(data.get("planned", "")), float(data.get("budget_left_usd") or 0.0))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Attempt:
     """One try: ``number`` counts a node's tries from 1 (0 is a cache hit); ``item`` is the
-    element's index when the node is a map; ``rung`` the cascade rung the call was on."""
+    element's index when the node is a map; ``rung`` the cascade rung the call was on.
+
+    An attempt is built complete (checks included) and recorded once by ``Spend.record``; code
+    derives changed copies with ``dataclasses.replace`` and never assigns to a recorded one. It is
+    not ``frozen`` because one is made for every node a run executes, and a frozen dataclass of
+    this many fields costs about 5 us to build against under 1 us for a plain slotted one.
+    """
 
     number: int
     ok: bool

@@ -107,10 +107,10 @@ async def test_a_cascades_verdicts_are_on_its_stored_attempts(state_home, sim_mo
     assert all(f is r for f, r in zip(finished, result.nodes["solve"].attempts))
 
 
-def test_attempts_and_waits_are_frozen_values() -> None:
+def test_attempts_are_slotted_and_waits_are_frozen_values() -> None:
     attempt = Attempt(1, True)
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        attempt.ok = False  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        attempt.extra = 1  # type: ignore[attr-defined]  # slotted: no field beside the typed ones
     with pytest.raises(dataclasses.FrozenInstanceError):
         Waiting("before", "x").phase = "after"  # type: ignore[misc]
 
