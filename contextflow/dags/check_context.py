@@ -68,6 +68,17 @@ class CheckContext:
             file, line = self.origins[path[1]]
         self.problems.append(Problem(code, message, hint=hint, file=file, line=line, column=column))
 
+    def node_position(self, node_id: str) -> tuple[str | None, int, int]:
+        """(file, line, column) of a node's declaration: its ``id`` in YAML, the call in Python."""
+        path = self.paths[node_id]
+        if self.source is None:
+            if len(path) >= 2 and path[0] == "nodes" and path[1] in self.origins:
+                file, line = self.origins[path[1]]
+                return file, line, 0
+            return self.file, 0, 0
+        line, column = self.position((*path, "id"))
+        return self.file, line, column
+
     # -- lookups -----------------------------------------------------------------------------
     def iter_nodes(self) -> Iterator[tuple[Node, PathKey]]:
         yield from zip(self.spec.nodes, self.node_paths)
