@@ -273,9 +273,15 @@ class RefChecker:
         for node, path in ctx.iter_nodes():
             first = ctx.nodes.get(node.id)
             if first is not node:
-                line, col = ctx.position((*ctx.paths[node.id], "id"))
+                file, line, col = ctx.node_position(node.id)
+                if ctx.source is not None:
+                    where = f"at line {line}, column {col}"
+                elif line:  # declared in Python
+                    where = f"declared at {file}:{line}"
+                else:  # plain data: no positions, but the list index
+                    where = f"nodes[{ctx.paths[node.id][-1]}]"
                 ctx.add("duplicate-node", f"node id '{node.id}' is used twice", (*path, "id"),
-                        hint=f"the first '{node.id}' is at line {line}, column {col}; node ids must be unique")
+                        hint=f"the first '{node.id}' is {where}; node ids must be unique")
 
     def _check_inputs(self) -> None:
         for name, spec_input in self.ctx.spec.inputs.items():
