@@ -203,10 +203,13 @@ def _resolve(spec: PipelineSpec, options: ModelOptions) -> tuple[PipelineSpec, t
         return node.model_copy(update=update) if update else node
 
     nodes = [_map_llm(node, choose) for node in spec.nodes]
-    defaults = spec.defaults.model_copy(update={"model": default})
-    resolved = spec.model_copy(update={"defaults": defaults, "nodes": nodes})
     moved = decided_by_key or (default_from_key and spec.defaults.model is not None)
-    return resolved, key_ladder if moved and not chosen_by_user else None
+    hosted = key_ladder if moved and not chosen_by_user else None
+    has_llm = any(isinstance(_llm_of(node), LLMNode) for node in spec.nodes)
+    if all(new is old for new, old in zip(nodes, spec.nodes)) and (not has_llm or default == spec.defaults.model):
+        return spec, hosted  # nothing to choose (no llm node, or every model already named)
+    defaults = spec.defaults.model_copy(update={"model": default})  # the model nodes without one run on
+    return spec.model_copy(update={"defaults": defaults, "nodes": nodes}), hosted
 
 
 def _local_only(models: Sequence[str] | None) -> bool:

@@ -69,7 +69,9 @@ class Plan:
         and models never change the graph, so the graph and positions are kept. Any other
         difference would need new checks: that is a ValueError.
         """
-        if _without_models(spec) != _without_models(self.spec):
+        if spec is self.spec:
+            return self
+        if not _same_but_models(spec, self.spec):
             raise ValueError("with_spec() takes the same pipeline with other models; compile() anything else")
         return dataclasses.replace(self, spec=spec, nodes=MappingProxyType({n.id: n for n in spec.nodes}))
 
@@ -86,10 +88,12 @@ def make_plan(spec: PipelineSpec, graph: nx.DiGraph, positions: Mapping[str, Sou
     )
 
 
-def _without_models(spec: PipelineSpec) -> dict[str, Any]:
-    data = spec.model_dump(mode="json", by_alias=True, exclude={"defaults": {"model"}, "nodes": True})
-    data["nodes"] = [_node_without_models(node) for node in spec.nodes]
-    return data
+def _same_but_models(new: PipelineSpec, old: PipelineSpec) -> bool:
+    exclude: Any = {"defaults": {"model"}, "nodes": True}
+    if new.model_dump(exclude=exclude) != old.model_dump(exclude=exclude) or len(new.nodes) != len(old.nodes):
+        return False
+    # Nodes model choice left alone are the same objects: only the others are compared in full.
+    return all(a is b or _node_without_models(a) == _node_without_models(b) for a, b in zip(new.nodes, old.nodes))
 
 
 def _node_without_models(node: Node) -> dict[str, Any]:
