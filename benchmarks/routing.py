@@ -42,6 +42,7 @@ from _paths import add_shared_argument, shared_dir, skip, usage_error
 
 import contextflow  # noqa: F401  (offline settings)
 from contextflow.core import catalog
+from contextflow.core.tokens import count_tokens
 from contextflow.cost.evaluation import Outcomes, curve, gain_per_dollar, metrics, plot
 from contextflow.cost.router import embed, fit
 
@@ -57,9 +58,7 @@ def read(path: Path) -> list[dict[str, str]]:
 
 
 def tokens(texts: list[str]) -> np.ndarray:
-    import litellm
-
-    return np.array([litellm.token_counter(model="gpt-4", text=t) for t in texts], dtype=float)
+    return np.array([count_tokens(t, "gpt-4") for t in texts], dtype=float)
 
 
 def cached_embeddings(texts: list[str], tag: str) -> np.ndarray:

@@ -43,7 +43,7 @@ async def _noop(x: Any = None) -> int:
 
 def _contextflow_plan(shape: str, n: int) -> Any:
     from contextflow.dags.imports import register_function
-    from contextflow.dags.plan import build_plan
+    from contextflow.dags.compiler import compile
     from contextflow.dags.spec import PipelineSpec
 
     register_function(_noop, "benchmarks.scheduler_overhead:noop")
@@ -54,7 +54,7 @@ def _contextflow_plan(shape: str, n: int) -> Any:
         if shape == "chain" and i:
             node["args"] = {"x": f"${{n{i - 1}}}"}
         nodes.append(node)
-    return build_plan(PipelineSpec.model_validate({"name": f"noop-{shape}", "nodes": nodes}))
+    return compile(PipelineSpec.model_validate({"name": f"noop-{shape}", "nodes": nodes}))
 
 
 def time_contextflow(shape: str, n: int, repeats: int, checkpoint: str) -> float:

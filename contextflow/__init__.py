@@ -1,6 +1,6 @@
 """contextflow: context engineering, typed LLM-call DAGs, a cost-aware scheduler and traces.
 
-    from contextflow import Pipeline, run
+    from contextflow import Pipeline, compile, run
 
 Heavy dependencies (litellm, torch, chromadb) are imported lazily by the modules that need them,
 and the names below are loaded on first use, so ``import contextflow`` stays fast.
@@ -22,7 +22,7 @@ _EXPORTS = {
     "run": "contextflow.api", "arun": "contextflow.api", "resume": "contextflow.api", "aresume": "contextflow.api",
     "approve": "contextflow.api", "edit": "contextflow.api", "reject": "contextflow.api",
     "pending": "contextflow.api", "decisions": "contextflow.api",
-    "Pipeline": "contextflow.dags.builder",
+    "Pipeline": "contextflow.dags.builder", "compile": "contextflow.dags.compiler",
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]

@@ -24,6 +24,7 @@ from contextflow.core.errors import UserError
 from contextflow.core.events import EventSink
 from contextflow.core.results import RunResult
 from contextflow.core.state import StateDir
+from contextflow.dags.compiler import compile
 from contextflow.runtime import api as engine
 from contextflow.runtime import approvals
 from contextflow.runtime.cache import MemoryResultCache, ResultCache
@@ -105,12 +106,14 @@ async def arun(pipeline: Any, inputs: Mapping[str, Any] | None = None, *, projec
     ``stores``: run against these stores instead of the project's; ``in_memory``: against new
     in-memory ones. Other options are those of :func:`contextflow.runtime.api.arun`.
     """
+    # Check the pipeline before any store is opened: a pipeline with problems leaves no trace.
+    plan = compile(pipeline, allow_imports=list(options.get("allow_imports") or ()))
     async with _stores(project, stores, in_memory) as opened:
         chosen, sink = _with_trace(opened, sinks, trace)
         if opened.cache is not None:
             options.setdefault("result_cache", opened.cache)
         try:
-            return await engine.arun(pipeline, inputs, store=opened.runs, project=project, sinks=chosen, **options)
+            return await engine.arun(plan, inputs, store=opened.runs, project=project, sinks=chosen, **options)
         finally:
             if sink is not None:
                 sink.close()

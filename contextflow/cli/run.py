@@ -23,11 +23,9 @@ from contextflow.cli.approvals import decide_at_terminal
 from contextflow.dags.spec import BudgetSpec
 from contextflow.api import arun
 from contextflow.runtime.api import bind_inputs
-from contextflow.runtime.api import load_spec
 from contextflow.runtime.api import new_run_id
-from contextflow.dags.overrides import apply_key_ladder
-from contextflow.dags.overrides import apply_model_overrides
-from contextflow.dags.overrides import parse_ladder
+from contextflow.cost.model_choice import ModelOptions, choose_models
+from contextflow.dags.compiler import compile
 from contextflow.dags.spec import PipelineSpec
 from contextflow.api import aresume
 from contextflow.runtime.sqlite_store import SQLiteRunStore
@@ -164,6 +162,20 @@ def _print_result(result: Any, as_json: bool) -> None:
         typer.echo(f"resume with: contextflow resume {result.run_id}", err=True)
 
 
+def _print_models(name: str, explained: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(explained, ensure_ascii=False))
+        return
+    typer.echo(f"models for {name}:")
+    for node_id, chosen in explained["nodes"].items():
+        line = f"  {node_id} ({chosen['strategy']}): {' -> '.join(chosen['models'])}"
+        if chosen.get("step_down"):
+            line += f"   steps down within {' -> '.join(chosen['step_down'])}"
+        typer.echo(line)
+    if explained.get("hosted_ladder"):
+        typer.echo(f"an API key is set: what was meant for the local model runs on {' -> '.join(explained['hosted_ladder'])}")
+
+
 def _execute(
     coro_factory: Any, node_ids: list[str], title: str, as_json: bool, run_id: str, project: Any = None
 ) -> None:
@@ -231,18 +243,15 @@ def register(app: typer.Typer) -> None:
         address: Optional[str] = typer.Option(
             None, "--address", help="Dask scheduler address (tcp://HOST:PORT); default: a local cluster on 127.0.0.1."
         ),
+        explain_models: bool = typer.Option(
+            False, "--explain-models",
+            help="Print the models each llm node would call (and the planned rungs) and exit without running.",
+        ),
     ) -> None:
         """Run a pipeline and print its outputs, cost and run id."""
 
-
-        rungs = parse_ladder(ladder)
-        spec = apply_model_overrides(load_spec(file, allow_imports=allow_import), model=model, ladder=rungs)
-        if not model and not rungs:
-            spec, key_ladder = apply_key_ladder(spec)
-            if key_ladder:
-                typer.echo(f"an API key is set: what was meant for the local model runs on {' -> '.join(key_ladder)}"
-                           " (keep it local with CONTEXTFLOW_OFFLINE=1, or choose with --model/--ladder)", err=True)
-        values = bind_inputs(spec, parse_inputs(inputs, spec.inputs))
+        plan = compile(file, allow_imports=allow_import)
+        spec = plan.spec
         budget = None
         if max_cost is not None or max_tokens is not None or max_wall is not None:
             base = spec.defaults.budget
@@ -251,6 +260,17 @@ def register(app: typer.Typer) -> None:
                 max_tokens=max_tokens if max_tokens is not None else base.max_tokens,
                 max_wall_s=max_wall if max_wall is not None else base.max_wall_s,
             )
+        # The library chooses the models (arun does it again, with the same options and environment);
+        # the choice is asked for here only to say what it is.
+        choice = choose_models(spec, ModelOptions.from_environment(model=model, ladder=ladder),
+                               plan=plan_models and explain_models, budget=budget)
+        if explain_models:
+            _print_models(spec.name, choice.explain(), as_json)
+            return
+        if choice.hosted_ladder:
+            typer.echo(f"an API key is set: what was meant for the local model runs on {' -> '.join(choice.hosted_ladder)}"
+                       " (keep it local with CONTEXTFLOW_OFFLINE=1, or choose with --model/--ladder)", err=True)
+        values = bind_inputs(spec, parse_inputs(inputs, spec.inputs))
         run_id = new_run_id()
 
         chosen = make_executor(executor, address)
@@ -260,8 +280,8 @@ def register(app: typer.Typer) -> None:
                 if chosen is not None:
                     await chosen.start()  # an unreachable --address is a clear error before the run starts
                 return await arun(
-                    spec, values, project=project, sinks=sinks, trace=not no_trace, run_id=run_id, budget=budget,
-                    model=model, cache=not no_cache, allow_imports=allow_import, checkpoint=checkpoint,  # type: ignore[arg-type]
+                    plan, values, project=project, sinks=sinks, trace=not no_trace, run_id=run_id, budget=budget,
+                    model=model, ladder=ladder, cache=not no_cache, allow_imports=allow_import, checkpoint=checkpoint,  # type: ignore[arg-type]
                     executor=chosen, autonomy=autonomy, plan_models=plan_models,
                 )
             finally:

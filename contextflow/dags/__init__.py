@@ -1,6 +1,7 @@
-"""Pipelines as typed DAGs: the spec, YAML loading with positions, static checks, the Python builder.
+"""Pipelines as typed DAGs: the spec, YAML loading with positions, static checks, the Python builder,
+and ``compile()``, which checks a pipeline once and returns the immutable plan the runtime runs.
 
-    from contextflow.dags import Pipeline, load_pipeline, validate_file
+    from contextflow.dags import Pipeline, compile, load_pipeline, validate_file
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ _EXPORTS = {
     "validate_spec": "contextflow.dags.validate",
     "validate_text": "contextflow.dags.validate",
     "evaluate_condition": "contextflow.dags.expressions",
-    "build_plan": "contextflow.dags.plan",
+    "compile": "contextflow.dags.compiler",
     "Plan": "contextflow.dags.plan",
 }
 

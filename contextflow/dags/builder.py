@@ -272,9 +272,11 @@ class Pipeline:
     def validate(self, *, allow_imports: Iterable[str] | Allowlist = ()) -> list[Any]:
         """Every problem (see :mod:`contextflow.dags.validate`); empty when the pipeline is sound."""
 
-        return validate_spec(self.spec, allow_imports=allow_imports, origins=self._origin_map()).problems
+        return validate_spec(self.spec, allow_imports=allow_imports, origins=self.origins).problems
 
-    def _origin_map(self) -> dict[int, tuple[str, int]]:
+    @property
+    def origins(self) -> dict[int, tuple[str, int]]:
+        """Where each node was declared, ``(file, line)`` by node index, so problems point at user code."""
         return {i: origin for i, origin in enumerate(self._origins) if origin is not None}
 
     def check(self, *, allow_imports: Iterable[str] | Allowlist = ()) -> PipelineSpec:

@@ -39,11 +39,13 @@ class CheckContext:
     paths: dict[str, PathKey] = field(default_factory=dict)
     _schemas: dict[str, Schema | None] = field(default_factory=dict)
     _signatures: dict[str, Signature | None] = field(default_factory=dict)
+    _node_at: dict[PathKey, str] = field(default_factory=dict)  # ("nodes", i) -> that node's id
 
     def __post_init__(self) -> None:
         if not self.node_paths:
             self.node_paths = [("nodes", i) for i in range(len(self.spec.nodes))]
         for node, path in zip(self.spec.nodes, self.node_paths):
+            self._node_at[tuple(path)] = node.id
             if node.id not in self.nodes:  # duplicates are reported; the first one wins
                 self.nodes[node.id] = node
                 self.paths[node.id] = path
@@ -64,9 +66,21 @@ class CheckContext:
         end = ref.end if ref is not None else None
         line, column = self.position(path, key=key, text=text, start=start, end=end)
         file = self.file
+        node = self._node_at.get(tuple(path[:2]))
         if self.source is None and len(path) >= 2 and path[0] == "nodes" and path[1] in self.origins:
             file, line = self.origins[path[1]]
-        self.problems.append(Problem(code, message, hint=hint, file=file, line=line, column=column))
+        self.problems.append(Problem(code, message, hint=hint, file=file, line=line, column=column, node=node))
+
+    def node_position(self, node_id: str) -> tuple[str | None, int, int]:
+        """(file, line, column) of a node's declaration: its ``id`` in YAML, the call in Python."""
+        path = self.paths[node_id]
+        if self.source is None:
+            if len(path) >= 2 and path[0] == "nodes" and path[1] in self.origins:
+                file, line = self.origins[path[1]]
+                return file, line, 0
+            return self.file, 0, 0
+        line, column = self.position((*path, "id"))
+        return self.file, line, column
 
     # -- lookups -----------------------------------------------------------------------------
     def iter_nodes(self) -> Iterator[tuple[Node, PathKey]]:

@@ -51,14 +51,16 @@ def _nodes_with_unknown_keys(ctx: CheckContext) -> set[int]:
     """Nodes checked without a misspelt key: their field problems would only repeat the typo
     (``promt: hi`` is also a missing prompt), so they wait until the key is fixed.
 
-    The structure check reports an unknown key at its line; a node owns the lines from its own
-    start to the next node's start (nodes are written one after another in the file).
+    The structure check names the node an unknown key is in; a key it could not place by node
+    (the node has no id) is placed by line: a node owns the lines from its own start to the next
+    node's start (nodes are written one after another in the file).
     """
-    lines = sorted(p.line for p in ctx.problems if p.code == "unknown-key" and p.line)
+    named = {p.node for p in ctx.problems if p.code == "unknown-key" and p.node}
+    found = {index for index, (node, _) in enumerate(ctx.iter_nodes()) if node.id in named}
+    lines = sorted(p.line for p in ctx.problems if p.code == "unknown-key" and p.line and not p.node)
     if not lines or ctx.source is None:
-        return set()
+        return found
     starts = [ctx.position(path)[0] for _, path in ctx.iter_nodes()]
-    found: set[int] = set()
     for index, start in enumerate(starts):
         end = starts[index + 1] if index + 1 < len(starts) else None
         at = bisect_left(lines, start)

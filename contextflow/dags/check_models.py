@@ -4,9 +4,9 @@ Model names are looked up in litellm's bundled price map (through ``contextflow.
 the pipeline's ``models:`` declarations and models registered in-process. The providers our own
 litellm custom providers serve (``sim/``, ``local/``, ``replay/``) are known by prefix.
 
-Token counts use ``litellm.token_counter`` (offline), but only where they can matter: a UTF-8 byte
-count bounds the token count from above, so a prompt whose bytes fit is never tokenized, and
-tokens are counted for the budget check only when a budget is set.
+Token counts use ``contextflow.core.tokens.count_tokens`` (offline), but only where they can
+matter: a UTF-8 byte count bounds the token count from above, so a prompt whose bytes fit is
+never tokenized, and tokens are counted for the budget check only when a budget is set.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from contextflow.dags.refs import _REF, find_refs
 from contextflow.dags.spec import LLMNode, MapNode, RetrieveNode
 from contextflow.dags.yaml_source import PathKey
 from contextflow.core import catalog
+from contextflow.core.tokens import count_tokens
 
 #: Providers served by contextflow's own litellm custom providers; any model name under them is known.
 CUSTOM_PROVIDERS = ("sim/", "local/", "replay/")
@@ -37,7 +38,6 @@ class ModelChecker:
     def __init__(self, ctx: CheckContext) -> None:
         self.ctx = ctx
         self._known: dict[str, ModelLimits | None | bool] = {}
-        self._tokens: dict[tuple[str, str], int] = {}
 
     def run(self) -> None:
         ctx = self.ctx
@@ -135,15 +135,7 @@ class ModelChecker:
         return "\n".join(_REF.sub("", t) for t in texts), retrieved
 
     def count(self, model: str, text: str) -> int:
-        key = (model, text)
-        if key not in self._tokens:
-            import litellm
-
-            try:
-                self._tokens[key] = int(litellm.token_counter(model=model, text=text))
-            except Exception:  # an unknown tokenizer: litellm's default counts instead
-                self._tokens[key] = int(litellm.token_counter(text=text))
-        return self._tokens[key]
+        return count_tokens(text, model)
 
     def _check_fit(self, node: LLMNode, path: PathKey, ladder: list[tuple[str, PathKey]]) -> None:
         if not ladder:

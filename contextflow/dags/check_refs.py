@@ -36,8 +36,11 @@ class RefChecker:
         self._resolved: dict[tuple[PathKey, int], Any] = {}
         self._aliases: set[str] | None = None
         self._close_names: dict[tuple[str, str | None], list[str]] = {}
+        # node id -> the inputs it reads (kept on the graph's nodes as "inputs", for drawing it).
+        self._input_uses: dict[str, set[str]] = {}
 
     def run(self) -> nx.DiGraph:
+        """Check every reference; the dependency graph they define (the one a Plan runs)."""
         ctx = self.ctx
         self._check_duplicates()
         self._check_inputs()
@@ -47,6 +50,8 @@ class RefChecker:
             self._check_node(node, path, node.id)
         self._check_outputs()
         self._check_cycles()
+        for node_id, names in self._input_uses.items():
+            self.graph.nodes[node_id]["inputs"] = tuple(sorted(names))
         return self.graph
 
     # -- per node ----------------------------------------------------------------------------
@@ -108,6 +113,8 @@ class RefChecker:
         if alias is not None and ref.root == alias:
             return self._field(alias_schema, ref.path, ref, path, text, "an item of the map's list")
         if ref.root == "inputs":
+            if owner is not None and ref.path and ref.path[0] in ctx.spec.inputs:
+                self._input_uses.setdefault(owner, set()).add(ref.path[0])
             return self._input_ref(ref, path, text)
         if ref.root in ctx.nodes:
             if owner is not None:
@@ -266,9 +273,15 @@ class RefChecker:
         for node, path in ctx.iter_nodes():
             first = ctx.nodes.get(node.id)
             if first is not node:
-                line, col = ctx.position((*ctx.paths[node.id], "id"))
+                file, line, col = ctx.node_position(node.id)
+                if ctx.source is not None:
+                    where = f"at line {line}, column {col}"
+                elif line:  # declared in Python
+                    where = f"declared at {file}:{line}"
+                else:  # plain data: no positions, but the list index
+                    where = f"nodes[{ctx.paths[node.id][-1]}]"
                 ctx.add("duplicate-node", f"node id '{node.id}' is used twice", (*path, "id"),
-                        hint=f"the first '{node.id}' is at line {line}, column {col}; node ids must be unique")
+                        hint=f"the first '{node.id}' is {where}; node ids must be unique")
 
     def _check_inputs(self) -> None:
         for name, spec_input in self.ctx.spec.inputs.items():

@@ -1,95 +1,105 @@
-"""From a spec to a plan: the dependency graph inferred from references.
+"""A checked pipeline, ready to run: the spec, its dependency graph and where each node was declared.
 
-A plan is what the scheduler runs: node ids in a topological order, each node's direct
-dependencies and dependents, and the references found in it. Building it is linear in nodes plus
-edges; the static checks in ``validate`` report problems with source positions before this runs.
+:func:`contextflow.dags.compile` makes a :class:`Plan` once every static check has passed. The
+graph is the one the reference checks built while resolving each ``${...}`` (see
+:mod:`contextflow.dags.check_refs`), so edges are inferred in exactly one place; the plan only
+adds the topological order and each node's direct dependencies and dependents, linear in nodes
+plus edges.
+
+A plan is immutable: its fields cannot be reassigned, its mappings are read-only views and its
+graph is frozen. It holds its own copy of the spec, so changing a builder ``Pipeline`` or a
+``PipelineSpec`` after compiling it does not change what the plan runs.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+import dataclasses
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Mapping
 
 import networkx as nx
 
-from contextflow.dags.refs import Ref, iter_refs
-from contextflow.dags.spec import MapNode, Node, PipelineSpec
+from contextflow.dags.spec import LLMNode, MapNode, Node, PipelineSpec
 
-# Fields that never hold references: identity, prose and schemas (a schema may contain "${" text).
-_NON_REF_FIELDS = frozenset({"id", "kind", "description", "output_schema", "node", "as_"})
-
-
-class PlanError(ValueError):
-    """The spec cannot be turned into a runnable graph (unknown reference, cycle)."""
+#: The fields model choice may change on an llm node (``contextflow.cost.model_choice``).
+MODEL_FIELDS = frozenset({"model", "models", "strategy"})
 
 
-@dataclass
+@dataclass(frozen=True)
+class SourcePosition:
+    """Where a node was declared: a YAML file's line and column, or a Python call's file and line."""
+
+    file: str | None = None
+    line: int = 0
+    column: int = 0
+
+    def __str__(self) -> str:
+        where = self.file or "<pipeline>"
+        if self.line and self.column:
+            return f"{where}:{self.line}:{self.column}"
+        if self.line:
+            return f"{where}:{self.line}"
+        return where
+
+
+@dataclass(frozen=True, eq=False)
 class Plan:
+    """What the scheduler runs. Make one with :func:`contextflow.dags.compile`."""
+
     spec: PipelineSpec
     graph: nx.DiGraph
-    order: list[str]
-    deps: dict[str, tuple[str, ...]]
-    dependents: dict[str, tuple[str, ...]]
-    refs: dict[str, list[Ref]]
-    nodes: dict[str, Node] = field(default_factory=dict)
+    order: tuple[str, ...]
+    deps: Mapping[str, tuple[str, ...]]
+    dependents: Mapping[str, tuple[str, ...]]
+    nodes: Mapping[str, Node]
+    positions: Mapping[str, SourcePosition]
 
     def node(self, node_id: str) -> Node:
         return self.nodes[node_id]
 
+    def where(self, node_id: str) -> str:
+        """``file:line:column`` of the node's declaration, for messages about it."""
+        return str(self.positions.get(node_id) or SourcePosition())
 
-def node_refs(node: Node) -> list[Ref]:
-    """References a node makes to things outside itself (inputs and other nodes)."""
-    found: list[Ref] = []
-    for name in type(node).model_fields:
-        if name in _NON_REF_FIELDS:
-            continue
-        found.extend(iter_refs(_plain(getattr(node, name))))
-    if isinstance(node, MapNode):
-        alias = node.as_
-        found.extend(r for r in node_refs(node.node) if r.root != alias)
-    return found
+    def with_spec(self, spec: PipelineSpec) -> "Plan":
+        """This plan running ``spec``, a copy whose llm nodes have other models and nothing else.
 
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "model_dump"):
-        return value.model_dump()
-    if isinstance(value, list) and value and hasattr(value[0], "model_dump"):
-        return [v.model_dump() for v in value]
-    return value
+        Model choice happens after the checks (it depends on the run's options and environment),
+        and models never change the graph, so the graph and positions are kept. Any other
+        difference would need new checks: that is a ValueError.
+        """
+        if spec is self.spec:
+            return self
+        if not _same_but_models(spec, self.spec):
+            raise ValueError("with_spec() takes the same pipeline with other models; compile() anything else")
+        return dataclasses.replace(self, spec=spec, nodes=MappingProxyType({n.id: n for n in spec.nodes}))
 
 
-def output_refs(spec: PipelineSpec) -> dict[str, list[Ref]]:
-    return {name: list(iter_refs(text)) for name, text in spec.outputs.items()}
-
-
-def build_plan(spec: PipelineSpec) -> Plan:
-    nodes = {n.id: n for n in spec.nodes}
-    if len(nodes) != len(spec.nodes):
-        raise PlanError("duplicate node ids")
-    graph = nx.DiGraph()
-    graph.add_nodes_from(nodes)
-    refs: dict[str, list[Ref]] = {}
-    for node_id, node in nodes.items():
-        found = node_refs(node)
-        refs[node_id] = found
-        for ref in found:
-            if ref.root == "inputs":
-                continue
-            if ref.root not in nodes:
-                raise PlanError(f"node '{node_id}' refers to unknown node '{ref.root}' in {ref.text}")
-            if ref.root != node_id:
-                graph.add_edge(ref.root, node_id)
-            else:
-                raise PlanError(f"node '{node_id}' refers to its own output in {ref.text}")
-        for dep in node.depends_on:
-            if dep not in nodes:
-                raise PlanError(f"node '{node_id}' depends on unknown node '{dep}'")
-            graph.add_edge(dep, node_id)
-    try:
-        order = list(nx.topological_sort(graph))
-    except nx.NetworkXUnfeasible:
-        cycle = [u for u, _ in nx.find_cycle(graph)]
-        raise PlanError("cycle: " + " -> ".join([*cycle, cycle[0]])) from None
+def make_plan(spec: PipelineSpec, graph: nx.DiGraph, positions: Mapping[str, SourcePosition]) -> Plan:
+    """A plan from a spec whose checks passed and the graph those checks built (it is frozen here)."""
+    order = tuple(nx.topological_sort(graph))
     deps = {n: tuple(graph.predecessors(n)) for n in order}
     dependents = {n: tuple(graph.successors(n)) for n in order}
-    return Plan(spec=spec, graph=graph, order=order, deps=deps, dependents=dependents, refs=refs, nodes=nodes)
+    return Plan(
+        spec=spec, graph=nx.freeze(graph), order=order, deps=MappingProxyType(deps),
+        dependents=MappingProxyType(dependents), nodes=MappingProxyType({n.id: n for n in spec.nodes}),
+        positions=MappingProxyType(dict(positions)),
+    )
+
+
+def _same_but_models(new: PipelineSpec, old: PipelineSpec) -> bool:
+    exclude: Any = {"defaults": {"model"}, "nodes": True}
+    if new.model_dump(exclude=exclude) != old.model_dump(exclude=exclude) or len(new.nodes) != len(old.nodes):
+        return False
+    # Nodes model choice left alone are the same objects: only the others are compared in full.
+    return all(a is b or _node_without_models(a) == _node_without_models(b) for a, b in zip(new.nodes, old.nodes))
+
+
+def _node_without_models(node: Node) -> dict[str, Any]:
+    if isinstance(node, MapNode):
+        return {**node.model_dump(mode="json", by_alias=True, exclude={"node"}),
+                "node": _node_without_models(node.node)}
+    if isinstance(node, LLMNode):
+        return node.model_dump(mode="json", by_alias=True, exclude=set(MODEL_FIELDS))
+    return node.model_dump(mode="json", by_alias=True)

@@ -52,7 +52,8 @@ PROBLEM_CODES: dict[str, str] = {
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with a pipeline. ``line``/``column`` are 1-based; 0 when unknown."""
+    """One thing wrong with a pipeline. ``line``/``column`` are 1-based; 0 when unknown.
+    ``node``: the id of the node the problem is in, if any (the location when there is no line)."""
 
     code: str
     message: str
@@ -60,6 +61,7 @@ class Problem:
     file: str | None = None
     line: int = 0
     column: int = 0
+    node: str | None = None
 
     @property
     def location(self) -> str:
@@ -68,7 +70,7 @@ class Problem:
             return f"{where}:{self.line}:{self.column}"
         if self.line:  # a Python declaration: the line of the call that declared the node
             return f"{where}:{self.line}"
-        return where
+        return f"{where}, node '{self.node}'" if self.node else where
 
     def format(self) -> str:
         text = f"{self.location}: {self.code}: {self.message}"
@@ -84,6 +86,7 @@ class Problem:
             "file": self.file,
             "line": self.line,
             "column": self.column,
+            "node": self.node,
         }
 
 

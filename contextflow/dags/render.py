@@ -8,7 +8,6 @@ from typing import Literal
 import networkx as nx
 
 from contextflow.dags.spec import LLMNode, MapNode, PipelineSpec, PythonNode, RetrieveNode, ToolNode
-from contextflow.dags.plan import node_refs
 
 GraphFormat = Literal["mermaid", "dot", "text"]
 
@@ -62,7 +61,7 @@ def _mermaid(spec: PipelineSpec, graph: nx.DiGraph, nodes: dict[str, object], or
         label = _mermaid_text(f"{node_id}: {_label(nodes[node_id])}")
         lines.append(f'  n_{node_id}["{label}"]')
     for node in spec.nodes:
-        for name in _input_uses(node, spec):
+        for name in _input_uses(graph, node.id, spec):
             lines.append(f"  {input_ids[name]} --> n_{node.id}")
     for producer, consumer in graph.edges:
         lines.append(f"  n_{producer} --> n_{consumer}")
@@ -76,7 +75,7 @@ def _dot(spec: PipelineSpec, graph: nx.DiGraph, nodes: dict[str, object], order:
     for node_id in order:
         lines.append(f"  {json.dumps(node_id)} [label={json.dumps(f'{node_id}: {_label(nodes[node_id])}')}];")
     for node in spec.nodes:
-        for name in _input_uses(node, spec):
+        for name in _input_uses(graph, node.id, spec):
             lines.append(f"  {json.dumps('inputs.' + name)} -> {json.dumps(node.id)};")
     for producer, consumer in graph.edges:
         lines.append(f"  {json.dumps(producer)} -> {json.dumps(consumer)};")
@@ -84,6 +83,6 @@ def _dot(spec: PipelineSpec, graph: nx.DiGraph, nodes: dict[str, object], order:
     return "\n".join(lines)
 
 
-def _input_uses(node: object, spec: PipelineSpec) -> list[str]:
-    names = {r.path[0] for r in node_refs(node) if r.root == "inputs" and r.path}  # type: ignore[arg-type]
-    return sorted(n for n in names if n in spec.inputs)
+def _input_uses(graph: nx.DiGraph, node_id: str, spec: PipelineSpec) -> list[str]:
+    # The reference checks record which declared inputs each node reads (see check_refs).
+    return [name for name in graph.nodes[node_id].get("inputs", ()) if name in spec.inputs]

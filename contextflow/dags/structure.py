@@ -186,7 +186,7 @@ def _to_problem(err: Any, data: dict[str, Any], source: SourceMap | None, file: 
     at_value = source.value(path) if source else (0, 0)
 
     def make(code: str, message: str, hint: str | None, pos: tuple[int, int]) -> Problem:
-        return Problem(code, message, hint=hint, file=file, line=pos[0], column=pos[1])
+        return Problem(code, message, hint=hint, file=file, line=pos[0], column=pos[1], node=_node_id(data, path))
 
     last = path[-1] if path else ""
     if kind == "extra_forbidden":
@@ -303,3 +303,14 @@ def _field_description(loc: tuple[Any, ...]) -> str | None:
         if loc[-1] in (name, info.alias):
             return info.description
     return None
+
+
+def _node_id(data: Any, path: tuple[Any, ...]) -> str | None:
+    """The id of the node ``path`` lies in (``("nodes", i, ...)``), when it has one."""
+    if len(path) < 2 or path[0] != "nodes" or not isinstance(path[1], int) or not isinstance(data, dict):
+        return None
+    nodes = data.get("nodes")
+    if not isinstance(nodes, list) or not 0 <= path[1] < len(nodes) or not isinstance(nodes[path[1]], dict):
+        return None
+    node_id = nodes[path[1]].get("id")
+    return node_id if isinstance(node_id, str) else None

@@ -8,13 +8,15 @@ The checks, in order: YAML syntax and duplicate keys (:mod:`yaml_source`); unkno
 ill-typed keys (:mod:`structure`); duplicate ids, references, fields, types, ``when:``
 expressions and cycles (:mod:`check_refs`); import paths and output schemas (:mod:`check_code`);
 model names, context windows and budgets (:mod:`check_models`). Each is linear in nodes + edges.
+The report keeps the dependency graph the reference checks built and where each node was
+declared: :func:`contextflow.dags.compile` turns a clean report into a plan without a second pass.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 import networkx as nx
 
@@ -24,6 +26,7 @@ from contextflow.dags.check_fields import check_fields
 from contextflow.dags.check_models import ModelChecker
 from contextflow.dags.check_refs import RefChecker
 from contextflow.dags.imports import Allowlist
+from contextflow.dags.plan import SourcePosition
 from contextflow.dags.problems import Problem, sort_problems
 from contextflow.dags.spec import PipelineSpec
 from contextflow.dags.structure import structure
@@ -38,6 +41,8 @@ class ValidationReport:
     problems: list[Problem]
     source: SourceMap | None = None
     graph: nx.DiGraph | None = field(default=None, repr=False)
+    #: Where each node (by id) was declared.
+    positions: dict[str, SourcePosition] = field(default_factory=dict, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -65,7 +70,8 @@ def validate_spec(
         check_fields(ctx)
         if check_models:
             ModelChecker(ctx).run()
-    return ValidationReport(spec, sort_problems(ctx.problems), ctx.source, graph)
+    positions = {node_id: SourcePosition(*ctx.node_position(node_id)) for node_id in ctx.nodes}
+    return ValidationReport(spec, sort_problems(ctx.problems), ctx.source, graph, positions)
 
 
 def validate_text(
@@ -77,19 +83,37 @@ def validate_text(
 ) -> ValidationReport:
     with gc_paused():
         parsed = parse_yaml(text, file=file)
-        if parsed.data is None and parsed.problems:
-            return ValidationReport(None, parsed.problems, parsed.source)
-        structured = structure(parsed.data, parsed.source, file)
+    if parsed.data is None and parsed.problems:
+        return ValidationReport(None, parsed.problems, parsed.source)
+    return _validate_data(parsed.data, parsed.source, file, parsed.problems, allow_imports, check_models)
+
+
+def validate_data(
+    data: Any,
+    *,
+    file: str | None = None,
+    allow_imports: Iterable[str] | Allowlist = (),
+    check_models: bool = True,
+) -> ValidationReport:
+    """Check pipeline data that is already parsed (a dict built in Python): the same problems and
+    messages as for the equivalent YAML file, without line and column."""
+    return _validate_data(data, None, file, [], allow_imports, check_models)
+
+
+def _validate_data(data: Any, source: SourceMap | None, file: str | None, earlier: list[Problem],
+                   allow_imports: Iterable[str] | Allowlist, check_models: bool) -> ValidationReport:
+    with gc_paused():
+        structured = structure(data, source, file)
     ctx = CheckContext(
         structured.spec,
-        source=parsed.source,
+        source=source,
         file=file,
         node_paths=structured.node_paths,
         opaque_nodes=structured.opaque_nodes,
         opaque_inputs=structured.opaque_inputs,
         inputs_opaque=structured.inputs_opaque,
         allowlist=_allowlist(allow_imports),
-        problems=[*parsed.problems, *structured.problems],
+        problems=[*earlier, *structured.problems],
     )
     report = validate_spec(structured.spec, check_models=check_models, _ctx=ctx)
     if report.problems and structured.problems:

@@ -6,7 +6,7 @@ traced run (``contextflow.analysis.recordings.load_trace``), a JSONL file (``{"m
 "prompt_tokens"?, "completion_tokens"?}`` per line) or a CSV of outcomes like
 ``../shared/data/routellm`` (:func:`load_outcomes_csv`). A call is matched on
 the model and its last user message (whitespace-trimmed); usage is the recorded token counts or
-litellm's count of the texts; cost is the *underlying* model's catalog price, so a replayed run
+contextflow's count of the texts; cost is the *underlying* model's catalog price, so a replayed run
 costs what the real one would have. A prompt with no recording is a clear, non-retried error.
 """
 
@@ -21,6 +21,7 @@ from typing import Any
 
 from contextflow.core.errors import UserError
 from contextflow.core import catalog
+from contextflow.core.tokens import count_tokens
 
 PROVIDER = "replay"
 _lock = threading.Lock()
@@ -116,9 +117,10 @@ def _response(model: str, messages: list[dict[str, Any]]) -> Any:
         raise litellm.BadRequestError(
             f"replay/{key[0]} has no recorded response for this prompt ({len(_recordings)} recordings loaded; "
             f"prompt starts {key[1][:60]!r})", model=f"{PROVIDER}/{key[0]}", llm_provider=PROVIDER)
-    prompt_tokens = found.prompt_tokens if found.prompt_tokens is not None else litellm.token_counter(model="gpt-4", text=found.prompt)
+    counted_as = f"{PROVIDER}/{key[0]}"
+    prompt_tokens = found.prompt_tokens if found.prompt_tokens is not None else count_tokens(found.prompt, counted_as)
     completion_tokens = (found.completion_tokens if found.completion_tokens is not None
-                         else litellm.token_counter(model="gpt-4", text=found.response))
+                         else count_tokens(found.response, counted_as))
     response = litellm.ModelResponse(
         model=f"{PROVIDER}/{key[0]}",
         choices=[{"index": 0, "message": {"role": "assistant", "content": found.response}, "finish_reason": "stop"}],

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 from pydantic import ValidationError
+from contextflow.core.tokens import count_message_tokens, count_tokens
 
 from contextflow.core import catalog
 from contextflow.core.sim_options import FaultKind, SimOptions
@@ -214,8 +215,8 @@ def _plan(model: str, messages: list[dict[str, Any]], optional: dict[str, Any]) 
     content = _reply(cfg, messages, optional)
     if fault == "malformed_json":
         content = '{"result": "cut off'
-    prompt_tokens = int(litellm.token_counter(model=model, messages=messages))
-    completion = cfg.output_tokens if cfg.output_tokens is not None else int(litellm.token_counter(model=model, text=content))
+    prompt_tokens = count_message_tokens(messages, f"sim/{model}")
+    completion = cfg.output_tokens if cfg.output_tokens is not None else count_tokens(content, f"sim/{model}")
     cap = optional.get("max_tokens") or optional.get("max_completion_tokens")
     if cap:
         completion = min(completion, int(cap))

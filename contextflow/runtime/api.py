@@ -11,12 +11,14 @@ import os
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 from contextflow.core import catalog
 from contextflow.cost.budget import Budget, Ledger, MemoryLedger
+from contextflow.cost.model_choice import ModelChoice, ModelOptions, choose_models
+from contextflow.dags.compiler import PipelineLike, compile
 from contextflow.dags.imports import Allowlist
-from contextflow.dags.plan import Plan, PlanError, build_plan
+from contextflow.dags.plan import Plan
 from contextflow.dags.spec import BudgetSpec, PipelineSpec
 from contextflow.core.db import StateError
 from contextflow.core.errors import UserError
@@ -31,12 +33,8 @@ from contextflow.core.results import RunResult
 from contextflow.runtime.scheduler import Scheduler
 from contextflow.runtime.store import RunStore
 from contextflow.core.state import StateDir
-from contextflow.dags.loader import load_pipeline
-from contextflow.dags.problems import PipelineError
 from contextflow.runtime.approvals import gate_for, granted
 from contextflow.runtime.calls import litellm_module
-from contextflow.cost import planner
-from contextflow.runtime.llm import default_model
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,), "array": (list, tuple),
@@ -49,27 +47,14 @@ def new_run_id() -> str:
     return f"{stamp}-{uuid.uuid4().hex[:8]}"
 
 
-def load_spec(
-    pipeline: PipelineSpec | str | os.PathLike[str] | Mapping[str, Any], *, allow_imports: Iterable[str] = ()
-) -> PipelineSpec:
-    """A spec from a spec, a dict or a YAML file (checked by ``contextflow.dags.loader``).
+def load_spec(pipeline: PipelineLike, *, allow_imports: Iterable[str] = ()) -> PipelineSpec:
+    """The checked spec of anything :func:`contextflow.dags.compile` accepts.
 
     A pipeline whose only problem is that some llm node names no model is accepted: at run time
-    such nodes use ``--model``, ``$CONTEXTFLOW_MODEL``, a hosted model whose API key is set, or
-    the embedded local model.
+    such nodes get one from :mod:`contextflow.cost.model_choice` (``model=``/``--model``,
+    ``$CONTEXTFLOW_MODEL``, a hosted model whose API key is set, or the embedded local model).
     """
-    if isinstance(pipeline, PipelineSpec):
-        return pipeline
-    if isinstance(pipeline, Mapping):
-        return PipelineSpec.model_validate(dict(pipeline))
-
-    path = Path(pipeline)
-    try:
-        return load_pipeline(path, allow_imports=list(allow_imports))
-    except PipelineError as exc:
-        if exc.problems and all(p.code == "missing-model" for p in exc.problems):
-            return load_pipeline(path, allow_imports=list(allow_imports), check_models=False)
-        raise
+    return compile(pipeline, allow_imports=list(allow_imports)).spec
 
 
 def bind_inputs(spec: PipelineSpec, inputs: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -110,7 +95,7 @@ def _budget(
 
 
 async def _execute(
-    spec: PipelineSpec,
+    plan: Plan,
     inputs: dict[str, Any],
     *,
     run_id: str,
@@ -129,16 +114,12 @@ async def _execute(
     prior: dict[str, Any] | None = None,
     resumed: bool = False,
     checkpoint: CheckpointMode = "node",
-    plan: Plan | None = None,
     autonomy: str | None = None,
     model_plan: dict[str, list[str]] | None = None,
 ) -> RunResult:
+    spec = plan.spec
     if gate is None:
         gate = gate_for(spec, autonomy, store, run_id)
-    try:
-        plan = plan if plan is not None and plan.spec is spec else build_plan(spec)
-    except PlanError as exc:
-        raise UserError(f"pipeline '{spec.name}': {exc}") from None
     for name, declared in spec.models.items():
         catalog.register_model(name, **declared.model_dump())
     if any(n.kind == "llm" or (n.kind == "map" and n.node.kind == "llm") for n in spec.nodes):
@@ -166,7 +147,7 @@ async def _execute(
 
 
 async def arun(
-    pipeline: Plan | PipelineSpec | str | os.PathLike[str] | Mapping[str, Any],
+    pipeline: PipelineLike,
     inputs: Mapping[str, Any] | None = None,
     *,
     store: RunStore,
@@ -186,8 +167,15 @@ async def arun(
     checkpoint: CheckpointMode = "node",
     ledger: Ledger | None = None,
     plan_models: bool = False,
+    ladder: str | Sequence[str] | None = None,
 ) -> RunResult:
-    """Run a pipeline (a built plan, a spec, a YAML path or a dict) and return its result.
+    """Run a pipeline (a builder ``Pipeline``, a compiled ``Plan``, a spec, a dict or a YAML path)
+    and return its result. Anything but a plan is checked first (:func:`contextflow.dags.compile`):
+    a pipeline with problems raises ``PipelineError`` before any model is called.
+
+    ``model``/``ladder`` choose models as ``--model``/``--ladder`` do on the command line
+    (:mod:`contextflow.cost.model_choice`, which also reads ``$CONTEXTFLOW_MODEL``,
+    ``$CONTEXTFLOW_LADDER``, API keys and ``$CONTEXTFLOW_OFFLINE``).
 
     ``plan_models``: before the run, cap each llm node's ladder at the rung the budget-aware
     planner (:mod:`contextflow.cost.planner`) chooses, and let calls step down a rung when what
@@ -200,19 +188,19 @@ async def arun(
     """
     if checkpoint not in CHECKPOINT_MODES:
         raise UserError(f"unknown checkpoint mode '{checkpoint}'", hint=f"use one of {', '.join(CHECKPOINT_MODES)}")
-    plan = pipeline if isinstance(pipeline, Plan) else None
-    spec = plan.spec if plan is not None else load_spec(pipeline)  # type: ignore[arg-type]
+    allow_imports = list(allow_imports)
+    compiled = compile(pipeline, allow_imports=allow_imports)
+    choice = choose_models(compiled.spec, ModelOptions.from_environment(model=model, ladder=ladder),
+                           plan=plan_models, budget=budget)
+    plan = compiled.with_spec(choice.spec)
+    spec = plan.spec
     bound = bind_inputs(spec, inputs)
-    planned: dict[str, str] | None = None
-    if plan_models:
-        planned = planner.plan_rungs(spec, budget, default_model=model or spec.defaults.model or default_model())
-        spec, plan = planner.apply_plan(spec, planned), None
     state = StateDir.for_project(project)
     run_id = run_id or new_run_id()
     root = Path(workdir) if workdir is not None else Path(project) if project is not None else Path.cwd()
-    allow_imports = list(allow_imports)
     options = {"model": model, "workdir": str(root.resolve()), "cache": cache, "allow_imports": allow_imports,
-               "autonomy": autonomy, "checkpoint": checkpoint, "planned_rungs": planned}
+               "autonomy": autonomy, "checkpoint": checkpoint, "model_options": choice.options.to_dict(),
+               "planned_rungs": dict(choice.planned) if choice.planned else None}
     store.create_run(
         run_id, pipeline=spec.name, spec=spec.model_dump(mode="json", by_alias=True, exclude_unset=True),
         inputs=bound, project=str(project) if project is not None else None,
@@ -221,10 +209,10 @@ async def arun(
     store.claim_run(run_id)
     try:
         return await _execute(
-            spec, bound, run_id=run_id, state=state, store=store, sinks=sinks, trace=trace, executor=executor,
+            plan, bound, run_id=run_id, state=state, store=store, sinks=sinks, trace=trace, executor=executor,
             budget=_budget(spec, budget, ledger=ledger), model=model, workdir=root, cache=cache, allow_imports=allow_imports,
-            gate=gate, checkpoint=checkpoint, plan=plan, autonomy=autonomy, result_cache=result_cache,
-            model_plan=_model_plan(spec, planned),
+            gate=gate, checkpoint=checkpoint, autonomy=autonomy, result_cache=result_cache,
+            model_plan=_model_plan(choice),
         )
     finally:
         _release(store, run_id)
@@ -250,24 +238,26 @@ async def aresume(
         recent = ", ".join(r.run_id for r in store.list_runs(5)) or "none"
         where = getattr(store, "path", None) or "the run store"
         raise UserError(f"no run '{run_id}' in {where}", hint=f"recent runs: {recent}")
-    spec = PipelineSpec.model_validate(record.spec)
+    options = record.options
+    allow_imports = list(options.get("allow_imports") or ())
+    plan, choice = _recompiled(record.spec, options, allow_imports)
+    spec = plan.spec
     prior = {nid: r for nid, r in store.load_nodes(run_id).items() if r.finished}
     spent_cost = sum(r.cost_usd for r in prior.values())
     spent_tokens = sum(r.usage.total_tokens for r in prior.values())
     if budget is None and record.budget:
         budget = BudgetSpec.model_validate(record.budget)
-    options = record.options
     store.claim_run(run_id)
     try:
         books = _budget(spec, budget, spent_cost, spent_tokens, ledger)
         books.grant(*granted(store, run_id))  # what people approved spending past the caps
         return await _execute(
-            spec, record.inputs, run_id=run_id, state=state, store=store, sinks=sinks, trace=trace,
+            plan, record.inputs, run_id=run_id, state=state, store=store, sinks=sinks, trace=trace,
             executor=executor, budget=books, model=options.get("model"),
             workdir=Path(options.get("workdir") or Path.cwd()), cache=bool(options.get("cache", True)),
-            allow_imports=options.get("allow_imports") or (), gate=gate, prior=prior, resumed=True,
+            allow_imports=allow_imports, gate=gate, prior=prior, resumed=True,
             checkpoint=options.get("checkpoint") or "node", autonomy=options.get("autonomy"),
-            model_plan=_model_plan(spec, options.get("planned_rungs")), result_cache=result_cache,
+            model_plan=_model_plan(choice), result_cache=result_cache,
         )
     finally:
         _release(store, run_id)
@@ -282,15 +272,31 @@ def _release(store: RunStore, run_id: str) -> None:
         pass
 
 
-def _model_plan(spec: PipelineSpec, planned: Mapping[str, str] | None) -> dict[str, list[str]] | None:
-    if not planned:
-        return None
+def _recompiled(stored: Mapping[str, Any], options: Mapping[str, Any],
+                allow_imports: list[str]) -> tuple[Plan, ModelChoice]:
+    """A stored run's plan, checked again, on the models that run chose.
 
-    return planner.planned_ladders(spec)
+    The stored spec names the models chosen when the run started, so no option or environment
+    variable is applied again: setting an API key (or a ladder) between the start and the resume
+    does not move the rest of the run onto other models. A run stored before its models were
+    recorded (no ``model_options``) gets them as a new run would.
+    """
+    # The models were checked when the run started, and the stored spec holds the ladders its
+    # model choice made (``--model`` turns a cascade into one rung, which a file may not declare).
+    compiled = compile(stored, allow_imports=allow_imports, check_models=False)
+    recorded = isinstance(options.get("model_options"), Mapping)
+    model_options = ModelOptions() if recorded else ModelOptions.from_environment(model=options.get("model"))
+    choice = choose_models(compiled.spec, model_options, planned=options.get("planned_rungs"))
+    return compiled.with_spec(choice.spec), choice
 
 
-def run(pipeline: PipelineSpec | str | os.PathLike[str] | Mapping[str, Any], inputs: Mapping[str, Any] | None = None,
-        **options: Any) -> RunResult:
+def _model_plan(choice: ModelChoice) -> dict[str, list[str]] | None:
+    """The ladders llm calls may step down within (only when the run planned its models)."""
+    ladders = {node_id: list(ladder) for node_id in choice.nodes if (ladder := choice.step_down_ladder(node_id))}
+    return ladders or None
+
+
+def run(pipeline: PipelineLike, inputs: Mapping[str, Any] | None = None, **options: Any) -> RunResult:
     """Synchronous :func:`arun`."""
     return run_sync(arun(pipeline, inputs, **options))
 

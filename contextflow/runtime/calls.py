@@ -12,6 +12,7 @@ from typing import Any
 
 from contextflow.core import catalog
 from contextflow.core.events import Usage
+from contextflow.core.tokens import count_message_tokens
 from contextflow.runtime.structured import without_lone_surrogates
 from contextflow.providers import register_all
 
@@ -66,11 +67,7 @@ def _nested(obj: Any, first: str, second: str) -> int:
 
 
 def count_prompt_tokens(model: str, messages: list[dict[str, Any]]) -> int:
-    litellm = litellm_module()
-    try:
-        return int(litellm.token_counter(model=model, messages=messages))
-    except Exception:  # an unknown tokenizer: a generous character estimate keeps the cap safe
-        return sum(len(str(m.get("content", ""))) for m in messages) // 2 + 8 * len(messages)
+    return count_message_tokens(messages, model)
 
 
 def model_info(model: str) -> catalog.ModelInfo | None:

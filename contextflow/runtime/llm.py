@@ -13,12 +13,12 @@ once, a successful one when the checks on its answer are done (:meth:`LLMCaller.
 from __future__ import annotations
 
 import dataclasses
-import os
 import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 from contextflow.cost.budget import BudgetExceeded
+from contextflow.cost.model_choice import models_to_call
 from contextflow.core.rungs import parse_rung
 from contextflow.dags.refs import render_template
 from contextflow.dags.spec import LLMNode
@@ -39,21 +39,8 @@ from contextflow.runtime.structured import (
     schema_instruction,
 )
 
-LOCAL_DEFAULT_MODEL = "local/smollm2-135m"
-_KEY_DEFAULTS = (("OPENAI_API_KEY", "gpt-4o-mini"), ("ANTHROPIC_API_KEY", "claude-haiku-4-5"))
 _FALLBACK_OUTPUT_LIMIT = 4096
 OWN_PROVIDERS = ("sim", "local", "replay")  # contextflow's litellm custom providers
-
-
-def default_model() -> str:
-    """``$CONTEXTFLOW_MODEL``, else a small hosted model when its API key is set, else the local model."""
-    chosen = os.environ.get("CONTEXTFLOW_MODEL")
-    if chosen:
-        return chosen
-    for env, model in _KEY_DEFAULTS:
-        if os.environ.get(env):
-            return model
-    return LOCAL_DEFAULT_MODEL
 
 
 def render_messages(node: LLMNode, scope: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -263,6 +250,5 @@ def node_cache_key(node: LLMNode, models: list[str], messages: list[dict[str, An
 
 
 def primary_models(ctx: RunContext, node: LLMNode) -> list[str]:
-    # ctx.default_model is the run's override (``--model``): it beats the pipeline's default.
-    model = node.model or ctx.default_model or ctx.spec.defaults.model or default_model()
-    return [model, *[m for m in node.fallbacks if m != model]]
+    """The models the node calls, in order; chosen before the run by :mod:`contextflow.cost.model_choice`."""
+    return models_to_call(node)

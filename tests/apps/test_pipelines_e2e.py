@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from contextflow.dags.loader import load_pipeline
-from contextflow.dags.overrides import apply_model_overrides
+from contextflow.dags.compiler import compile
+from contextflow.cost.model_choice import ModelOptions, choose_models
 from contextflow.providers import simulated
 from contextflow.api import run
 
@@ -49,7 +50,11 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _spec(name: str, **overrides):
-    return apply_model_overrides(load_pipeline(DAGS / f"{name}.yaml"), **overrides)
+    """The shipped pipeline on the given model/ladder, whatever the environment holds."""
+    # A Plan is not checked again: ``--model`` makes every cascade a one-rung ladder, which the
+    # engine accepts after its own checks but a pipeline file may not declare.
+    plan = compile(load_pipeline(DAGS / f"{name}.yaml"))
+    return plan.with_spec(choose_models(plan.spec, ModelOptions.from_environment(**overrides, environ={})).spec)
 
 
 def test_code_review_escalates_a_reviewer_whose_findings_fail_the_checks(repo: Path) -> None:

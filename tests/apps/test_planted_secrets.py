@@ -34,7 +34,6 @@ from contextflow.apps.release_notes import commits_since, render_notes
 from contextflow.context import build_context
 from contextflow.context.window import FORMATS
 from contextflow.dags.loader import load_pipeline
-from contextflow.dags.overrides import apply_model_overrides
 from contextflow.providers import simulated
 from contextflow.retrievers.git import GitHistory
 from contextflow.retrievers.walk import iter_texts, walk_repo
@@ -123,13 +122,13 @@ def test_git_facing_steps_and_the_context_builder_hand_out_no_secret(planted_rep
 
 def test_pipeline_runs_leave_no_secret_in_any_store(planted_repo: Path, state_home: Path):
     simulated.configure("sim/planted-notes", json_value={"summary": "This release rotates credentials."})
-    notes = run(apply_model_overrides(load_pipeline(DAGS / "release_notes.yaml"), model="sim/planted-notes"),
-                {"repo": str(planted_repo), "version": "v0.2"}, project=planted_repo, workdir=planted_repo)
+    notes = run(load_pipeline(DAGS / "release_notes.yaml"), {"repo": str(planted_repo), "version": "v0.2"},
+                model="sim/planted-notes", project=planted_repo, workdir=planted_repo)
     assert notes.status == "succeeded", notes.error
     finding = {"findings": [{"file": "app.py", "line": 2, "severity": "high", "explanation": "a key in code"}]}
     simulated.configure("sim/planted-review", json_value=finding)
-    review = run(apply_model_overrides(load_pipeline(DAGS / "code_review.yaml"), model="sim/planted-review"),
-                 {"repo": str(planted_repo)}, project=planted_repo, workdir=planted_repo)
+    review = run(load_pipeline(DAGS / "code_review.yaml"), {"repo": str(planted_repo)}, model="sim/planted-review",
+                 project=planted_repo, workdir=planted_repo)
     assert review.status == "succeeded", review.error
     assert _leaks(json.dumps([notes.outputs, review.outputs], default=str)) == []
     assert _leaks((planted_repo / "RELEASE_NOTES.md").read_text()) == []

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from contextflow.dags.loader import dump_pipeline
-from contextflow.dags.plan import build_plan
+from contextflow.dags.compiler import compile
 from contextflow.dags.spec import LLMNode, MapNode, PipelineSpec, PythonNode
 from contextflow.dags.validate import validate_spec, validate_text
 
@@ -72,7 +72,8 @@ def test_generated_dags_are_valid_and_fully_resolved(case: tuple[PipelineSpec, s
     report = validate_spec(spec, allow_imports=ALLOW)
     assert report.problems == []
     assert set(report.graph.edges) == edges
-    plan = build_plan(spec)
+    plan = compile(spec, allow_imports=ALLOW)
+    assert set(plan.graph.edges) == edges
     position = {node_id: i for i, node_id in enumerate(plan.order)}
     assert all(position[u] < position[v] for u, v in edges)
 

@@ -9,7 +9,7 @@ import yaml
 
 from contextflow.dags.builder import Pipeline
 from contextflow.dags.loader import dump_pipeline, load_pipeline, load_pipeline_text
-from contextflow.dags.plan import build_plan
+from contextflow.dags.compiler import compile
 
 ALLOW = ("cf_test_functions",)  # importable through tests/dags/conftest.py
 
@@ -38,7 +38,7 @@ def test_pipeline_from_yaml_to_yaml(path: Path) -> None:
 
 def test_valid_example_plans_in_dependency_order() -> None:
     spec = load_pipeline(Path(__file__).parent / "valid" / "code_review.yaml", allow_imports=ALLOW)
-    plan = build_plan(spec)
+    plan = compile(spec, allow_imports=ALLOW)
     order = plan.order
     assert order.index("context") < order.index("review") < order.index("fixes")
     assert set(plan.deps["report"]) == {"review"}

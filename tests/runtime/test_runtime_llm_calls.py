@@ -156,15 +156,20 @@ async def test_usage_and_cost_come_from_the_response(state_home, sim_model):
 
 
 def test_default_model_is_local_without_api_keys(monkeypatch):
-    from contextflow.runtime.llm import LOCAL_DEFAULT_MODEL, default_model
+    from contextflow.cost.model_choice import LOCAL_DEFAULT_MODEL, choose_models
 
-    for key in ("CONTEXTFLOW_MODEL", "OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
+    def chosen() -> str:
+        return choose_models(rh.pipeline([{"id": "free", "kind": "llm", "prompt": "a"}])).nodes["free"].models[0]
+
+    for key in ("CONTEXTFLOW_MODEL", "OPENAI_API_KEY", "ANTHROPIC_API_KEY", "CONTEXTFLOW_OFFLINE"):
         monkeypatch.delenv(key, raising=False)
-    assert default_model() == LOCAL_DEFAULT_MODEL == "local/smollm2-135m"
+    assert chosen() == LOCAL_DEFAULT_MODEL == "local/smollm2-135m"
     monkeypatch.setenv("ANTHROPIC_API_KEY", "x")
-    assert default_model() == "claude-haiku-4-5"
+    assert chosen() == "claude-haiku-4-5"
+    monkeypatch.setenv("CONTEXTFLOW_OFFLINE", "1")
+    assert chosen() == LOCAL_DEFAULT_MODEL  # offline keeps even a model-less node local
     monkeypatch.setenv("CONTEXTFLOW_MODEL", "sim/echo")
-    assert default_model() == "sim/echo"
+    assert chosen() == "sim/echo"
 
 
 async def test_model_override_applies_to_nodes_without_a_model(state_home, sim_model):
