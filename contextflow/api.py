@@ -11,14 +11,15 @@ so that every run can be read in the viewer. It sits above ``runtime`` and ``tra
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
-from contextflow.core.events import EventSink
+from contextflow.core.events import Event, EventSink
 from contextflow.core.results import RunResult
 from contextflow.core.state import StateDir
 from contextflow.runtime import api as engine
 from contextflow.runtime import approvals
 from contextflow.runtime.interrupts import run_sync
+from contextflow.runtime.streaming import RunStream, iterate_in_thread
 from contextflow.trace import TraceSink
 
 Project = str | os.PathLike[str] | None
@@ -68,6 +69,31 @@ def resume(run_id: str, **options: Any) -> RunResult:
     return run_sync(aresume(run_id, **options))
 
 
+def astream(pipeline: Any, inputs: Mapping[str, Any] | None = None, *, sinks: Iterable[EventSink] = (),
+            **options: Any) -> RunStream:
+    """:func:`arun`, yielding the run's events as they happen (token deltas included); the trace is
+    recorded as for :func:`arun`. ``async with astream(...) as events: async for event in events``;
+    leaving early cancels the run, keeping what finished (see :mod:`contextflow.runtime.streaming`)."""
+    given = list(sinks)
+    return RunStream(lambda extra: arun(pipeline, inputs, sinks=[*given, *extra], **options))
+
+
+def astream_resume(run_id: str, *, sinks: Iterable[EventSink] = (), **options: Any) -> RunStream:
+    """:func:`aresume`, yielding the continued run's events."""
+    given = list(sinks)
+    return RunStream(lambda extra: aresume(run_id, sinks=[*given, *extra], **options))
+
+
+def stream(pipeline: Any, inputs: Mapping[str, Any] | None = None, **options: Any) -> Iterator[Event]:
+    """Synchronous :func:`astream`: a generator of the run's events (the run goes on a background thread)."""
+    return iterate_in_thread(lambda: astream(pipeline, inputs, **options))
+
+
+def stream_resume(run_id: str, **options: Any) -> Iterator[Event]:
+    """Synchronous :func:`astream_resume`."""
+    return iterate_in_thread(lambda: astream_resume(run_id, **options))
+
+
 def _decided(decide: Any, *args: Any, project: Project = None, **options: Any) -> int:
     sink = TraceSink(StateDir.for_project(project).ensure().traces_db)
     try:
@@ -94,4 +120,5 @@ def reject(run_id: str, node_id: str, **options: Any) -> int:
 pending = approvals.pending
 decisions = approvals.decisions
 
-__all__ = ["approve", "arun", "aresume", "decisions", "edit", "pending", "reject", "resume", "run"]
+__all__ = ["approve", "arun", "aresume", "astream", "astream_resume", "decisions", "edit", "pending", "reject",
+           "resume", "run", "stream", "stream_resume"]

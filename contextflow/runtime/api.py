@@ -31,6 +31,7 @@ from contextflow.runtime.approvals import gate_for
 from contextflow.runtime.calls import litellm_module
 from contextflow.cost import planner
 from contextflow.runtime.llm import default_model
+from contextflow.runtime.progress import watch_budget
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,), "array": (list, tuple),
@@ -139,6 +140,7 @@ async def _execute(
 
         litellm_module()
     bus = EventBus(list(sinks))
+    watch_budget(bus, budget)  # BudgetWarning events as a cap nears
     own_executor = executor is None
     executor = executor or LocalExecutor()
     ctx = RunContext(

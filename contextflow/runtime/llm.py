@@ -26,6 +26,7 @@ from contextflow.runtime.context import RunContext, provider_of
 from contextflow.core.events import AttemptFinished, AttemptStarted, Usage
 from contextflow.runtime.executor import Work
 from contextflow.runtime.policies import NodePolicies, error_kind
+from contextflow.runtime.progress import model_call
 from contextflow.runtime.structured import (
     OutputValidationError,
     parse_structured,
@@ -132,8 +133,12 @@ class LLMCaller:
                 # and time spent queueing behind a provider limit shows as a gap in the node's span.
                 ctx.emit(AttemptStarted(ctx.run_id, self.node_id, number, model, prompt=messages, item=self.item))
                 started = time.monotonic()
+                call, call_args = model_call(  # streamed when the run's token deltas are consumed
+                    ctx, self.node_id, number, self.item, call_model,
+                    {"model": rung.model, "messages": messages, "params": params},
+                )
                 work = Work(
-                    self.node_id, "llm", call_model, {"model": rung.model, "messages": messages, "params": params},
+                    self.node_id, "llm", call, call_args,
                     is_async=True, resources=dict(self.node.resources), attempt=number,
                 )
                 raw = await submit_timed(ctx, work, self.policies)
@@ -165,7 +170,7 @@ class LLMCaller:
             AttemptFinished(
                 ctx.run_id, self.node_id, number, model, True, usage, cost, cost_source=source,
                 latency_s=record["latency_s"], provider=provider_of(model), response_model=raw.get("response_model"),
-                response=raw["content"], item=self.item,
+                response=raw["content"], item=self.item, time_to_first_token_s=raw.get("time_to_first_token_s"),
             )
         )
         return raw
