@@ -31,6 +31,7 @@ from typing import Any, AsyncIterator, Iterator
 from contextflow.core import catalog
 from contextflow.core.errors import UserError
 from contextflow.core.state import StateDir
+from contextflow.providers.chunks import DistinctPieces, last_chunk, text_chunk
 from contextflow.providers.constrained import json_schema_token_filter
 
 MODEL_NAME = "smollm2-135m"
@@ -231,20 +232,6 @@ def pick_best(texts: list[str], schema: dict[str, Any] | None) -> int:
     return max(range(len(texts)), key=lambda i: len(texts[i].strip()))
 
 
-def _text_chunk(text: str) -> dict[str, Any]:
-    """One litellm GenericStreamingChunk carrying a piece of the reply."""
-    return {"text": text, "tool_use": None, "is_finished": False, "finish_reason": "", "usage": None, "index": 0}
-
-
-def _last_chunk(model: str, prompt_tokens: int, completion_tokens: int, finish: str) -> dict[str, Any]:
-    return {
-        "text": "", "tool_use": None, "is_finished": True, "finish_reason": finish, "index": 0,
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens},
-        "provider_specific_fields": {"response_cost": 0.0, "response_model": f"local/{model}"},
-    }
-
-
 def _rest(streamed: list[str], text: str) -> str:
     """What of the final text the stream has not carried (all of it after best-of-n)."""
     sent = "".join(streamed)
@@ -265,14 +252,17 @@ async def stream_generate(messages: list[dict[str, Any]], optional: dict[str, An
     job = asyncio.ensure_future(asyncio.to_thread(generate, messages, optional, streamer))
     pieces = iter(streamer)
     streamed: list[str] = []
+    outgoing = DistinctPieces()
     try:
         while True:
             piece = await asyncio.to_thread(next, pieces, None)
             if piece is None:
                 break
-            if piece:
-                streamed.append(piece)
-                yield "text", piece
+            streamed.append(piece)
+            for ready in outgoing.push(piece):
+                yield "text", ready
+        for ready in outgoing.flush():
+            yield "text", ready
         text, prompt, completion, finish = await job
     finally:
         if not job.done():  # the reader left early: let generation finish in its thread, unread
@@ -330,10 +320,10 @@ def _make_handler() -> Any:
             _check_model(model)
             async for kind, value in stream_generate(messages, kwargs.get("optional_params") or {}):
                 if kind == "text":
-                    yield _text_chunk(value)
+                    yield text_chunk(value)
                 else:
                     _, prompt, completion, finish = value
-                    yield _last_chunk(model, prompt, completion, finish)
+                    yield last_chunk(f"local/{model}", prompt, completion, finish, 0.0)
 
         def streaming(self, model: str, messages: list[dict[str, Any]], *args: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
             _check_model(model)
@@ -350,18 +340,21 @@ def _make_handler() -> Any:
             thread = threading.Thread(target=work, name="contextflow-local-stream", daemon=True)
             thread.start()
             streamed = []
+            outgoing = DistinctPieces()
             for piece in streamer:
-                if piece:
-                    streamed.append(piece)
-                    yield _text_chunk(piece)
+                streamed.append(piece)
+                for ready in outgoing.push(piece):
+                    yield text_chunk(ready)
+            for ready in outgoing.flush():
+                yield text_chunk(ready)
             thread.join()
             if "error" in outcome:
                 raise outcome["error"]
             text, prompt, completion, finish = outcome["result"]
             rest = _rest(streamed, text)
             if rest:
-                yield _text_chunk(rest)
-            yield _last_chunk(model, prompt, completion, finish)
+                yield text_chunk(rest)
+            yield last_chunk(f"local/{model}", prompt, completion, finish, 0.0)
 
     return LocalLLM()
 

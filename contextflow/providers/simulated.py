@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, AsyncIterator, Iterator, Literal
 
 from contextflow.core import catalog
+from contextflow.providers.chunks import distinct, last_chunk, text_chunk
 
 FaultKind = Literal["429", "500", "503", "timeout", "connection", "auth", "bad_request", "malformed_json"]
 
@@ -179,7 +180,7 @@ class _Plan:
 
     def chunks(self) -> list[str]:
         """The reply in word-sized pieces (each word with the whitespace after it)."""
-        return _PIECE.findall(self.content)
+        return list(distinct(_PIECE.findall(self.content)))
 
     @property
     def total_s(self) -> float:
@@ -280,21 +281,6 @@ def _response(model: str, plan: _Plan) -> Any:
     return response
 
 
-def _text_chunk(text: str) -> dict[str, Any]:
-    """One litellm GenericStreamingChunk carrying a piece of the reply."""
-    return {"text": text, "tool_use": None, "is_finished": False, "finish_reason": "", "usage": None, "index": 0}
-
-
-def _last_chunk(model: str, plan: _Plan) -> dict[str, Any]:
-    """The closing chunk: finish reason, usage, and (as in a whole response) the provider's price."""
-    return {
-        "text": "", "tool_use": None, "is_finished": True, "finish_reason": "stop", "index": 0,
-        "usage": {"prompt_tokens": plan.prompt_tokens, "completion_tokens": plan.completion_tokens,
-                  "total_tokens": plan.prompt_tokens + plan.completion_tokens},
-        "provider_specific_fields": {"response_cost": plan.cost_usd, "response_model": f"sim/{model}"},
-    }
-
-
 class _Tracker:
     def __init__(self, model: str) -> None:
         self.stats = stats(model)
@@ -359,8 +345,8 @@ def _make_handler() -> Any:
                 for index, piece in enumerate(plan.chunks()):
                     if index and plan.chunk_delay_s:
                         await asyncio.sleep(plan.chunk_delay_s)
-                    yield _text_chunk(piece)
-            yield _last_chunk(model, plan)
+                    yield text_chunk(piece)
+            yield last_chunk(f"sim/{model}", plan.prompt_tokens, plan.completion_tokens, "stop", plan.cost_usd)
 
         def streaming(self, model: str, messages: list[dict[str, Any]], *args: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
             plan = _plan(model, messages, kwargs.get("optional_params") or {})
@@ -372,8 +358,8 @@ def _make_handler() -> Any:
                 for index, piece in enumerate(plan.chunks()):
                     if index and plan.chunk_delay_s:
                         time.sleep(plan.chunk_delay_s)
-                    yield _text_chunk(piece)
-            yield _last_chunk(model, plan)
+                    yield text_chunk(piece)
+            yield last_chunk(f"sim/{model}", plan.prompt_tokens, plan.completion_tokens, "stop", plan.cost_usd)
 
     return SimulatedLLM()
 

@@ -14,6 +14,7 @@ from contextflow.trace.store import TraceNotFound, TraceStore, check_run_id
 from contextflow.core.catalog import UnknownModelError
 from contextflow.ui.page import live_page
 from contextflow.ui import approvals
+from contextflow.ui import live
 
 DEFAULT_HOST = "127.0.0.1"
 
@@ -73,8 +74,9 @@ def create_app(state: StateDir | None = None) -> Any:
 
 
 def _include_extensions(app: Any, state: StateDir) -> None:
-    """Routers other features add (approvals) live in their own modules and plug in here."""
+    """Routers other features add (approvals, the live feed) live in their own modules and plug in here."""
     app.include_router(approvals.create_router(state))
+    app.include_router(live.create_router(state))  # the live feed of running runs (server-sent events)
 
 
 def serve(state: StateDir | None = None, host: str = DEFAULT_HOST, port: int = 8321) -> None:
