@@ -32,7 +32,7 @@ function redrawSoon(delay) {
 // Called by renderRun after every draw; ``refresh(openNode)`` draws the run page again.
 function watchRun(run, refresh) {
   LIVE.refresh = refresh;
-  if (LIVE.source && LIVE.runId === run.run_id) return;
+  if (LIVE.runId === run.run_id && (LIVE.source || run.status !== "running")) return;  // watching, or its feed ended
   stopWatching();
   if (run.status !== "running") return;
   LIVE.runId = run.run_id;
