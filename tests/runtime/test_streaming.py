@@ -191,3 +191,31 @@ async def test_tool_calls_are_reported_with_their_arguments_and_result(state_hom
     assert seen.index(started["w"]) < seen.index(finished["w"])
     assert not finished["bad"].ok and "missing.txt" in finished["bad"].error
     assert events.result.nodes["bad"].status == "failed"
+
+
+async def test_an_approval_gate_shows_as_node_waiting_before_the_run_finishes_waiting(state_home, tmp_path):
+    spec = rh.pipeline([{"id": "w", "kind": "tool", "tool": "write_file", "approval": "always",
+                         "args": {"path": "out.txt", "content": "hi"}}])
+    seen, events = await _collect(spec, cache=False, trace=False, workdir=tmp_path)
+    waiting = [e for e in seen if isinstance(e, ev.NodeWaiting)]
+    assert [w.node_id for w in waiting] == ["w"] and seen.index(waiting[0]) < len(seen) - 1
+    assert seen[-1].status == "waiting" and events.result.status == "waiting"
+    assert not any(isinstance(e, ev.ToolCallStarted) for e in seen)  # nothing ran before the decision
+    assert not (tmp_path / "out.txt").exists()
+
+
+async def test_each_map_element_streams_under_its_own_item(state_home, sim_model):
+    model = sim_model()
+    spec = rh.pipeline([
+        {"id": "items", "kind": "python", "function": f"{rh.PREFIX}:listing", "args": {"n": 3}},
+        {"id": "each", "kind": "map", "over": "${items}", "as": "x",
+         "node": {"id": "inner", "kind": "llm", "model": model, "prompt": "item number ${x}"}},
+    ])
+    seen, events = await _collect(spec, cache=False, trace=False)
+    by_item: dict[int, str] = {}
+    for event in seen:
+        if isinstance(event, ev.TokenDelta):
+            assert event.node_id == "each"
+            by_item[event.item] = by_item.get(event.item, "") + event.text
+    assert by_item == {0: "item number 0", 1: "item number 1", 2: "item number 2"}
+    assert events.result.nodes["each"].value == [by_item[0], by_item[1], by_item[2]]
