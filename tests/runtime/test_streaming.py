@@ -16,6 +16,7 @@ from contextflow.core.errors import UserError
 from contextflow.providers import simulated
 from contextflow.runtime.store import RunStore
 from contextflow.runtime import streaming as engine_streaming
+from contextflow.trace import TraceStore
 
 SCHEMA = {"type": "object", "properties": {"verdict": {"type": "string"}, "score": {"type": "integer"}},
           "required": ["verdict", "score"]}
@@ -58,6 +59,8 @@ async def test_token_deltas_come_before_their_node_finishes_and_run_finished_is_
         attempt = next(e for e in seen if isinstance(e, ev.AttemptFinished) and e.node_id == node_id)
         assert attempt.time_to_first_token_s is not None and attempt.response == text
     assert events.result.nodes["j"].value == {"verdict": "simulated", "score": 1}  # validated once complete
+    attempts = [s for s in TraceStore(state_home / "traces.db").spans(events.result.run_id) if s["kind"] == "attempt"]
+    assert len(attempts) == 3 and all(s["attributes"]["gen_ai.server.time_to_first_token"] > 0 for s in attempts)
 
 
 async def test_streamed_text_usage_and_cost_equal_a_run_that_does_not_stream(state_home, sim_model):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from pathlib import Path
@@ -31,12 +32,13 @@ def running_viewer(tmp_path: Path):
     import uvicorn
 
     from contextflow.ui.app import create_app
-    from conftest import _free_port
 
     state = StateDir(tmp_path / ".contextflow").ensure()
     events = synthetic_run()
     _write(state, events[:7])
-    port = _free_port()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     server = uvicorn.Server(uvicorn.Config(create_app(state), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
