@@ -22,6 +22,7 @@ _EXPORTS = {
     "run": "contextflow.api", "arun": "contextflow.api", "resume": "contextflow.api", "aresume": "contextflow.api",
     "approve": "contextflow.api", "edit": "contextflow.api", "reject": "contextflow.api",
     "pending": "contextflow.api", "decisions": "contextflow.api",
+    "stream": "contextflow.api", "astream": "contextflow.api",
     "Pipeline": "contextflow.dags.builder", "compile": "contextflow.dags.compiler",
 }
 

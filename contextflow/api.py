@@ -18,10 +18,10 @@ from __future__ import annotations
 import os
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Iterable, Mapping
+from typing import Any, AsyncIterator, Iterable, Iterator, Mapping
 
 from contextflow.core.errors import UserError
-from contextflow.core.events import EventSink
+from contextflow.core.events import Event, EventSink
 from contextflow.core.results import RunResult
 from contextflow.core.state import StateDir
 from contextflow.dags.compiler import compile
@@ -34,6 +34,7 @@ from contextflow.runtime.sqlite_store import SQLiteRunStore
 from contextflow.runtime.store import RunStore
 from contextflow.trace import TraceDatabase, TraceSink, TraceStore
 from contextflow.trace.sink import drain
+from contextflow.runtime.streaming import RunStream, iterate_in_thread
 
 Project = str | os.PathLike[str] | None
 
@@ -145,6 +146,31 @@ def resume(run_id: str, **options: Any) -> RunResult:
     return run_sync(aresume(run_id, **options))
 
 
+def astream(pipeline: Any, inputs: Mapping[str, Any] | None = None, *, sinks: Iterable[EventSink] = (),
+            **options: Any) -> RunStream:
+    """:func:`arun`, yielding the run's events as they happen (token deltas included); the trace is
+    recorded as for :func:`arun`. ``async with astream(...) as events: async for event in events``;
+    leaving early cancels the run, keeping what finished (see :mod:`contextflow.runtime.streaming`)."""
+    given = list(sinks)
+    return RunStream(lambda extra: arun(pipeline, inputs, sinks=[*given, *extra], **options))
+
+
+def astream_resume(run_id: str, *, sinks: Iterable[EventSink] = (), **options: Any) -> RunStream:
+    """:func:`aresume`, yielding the continued run's events."""
+    given = list(sinks)
+    return RunStream(lambda extra: aresume(run_id, sinks=[*given, *extra], **options))
+
+
+def stream(pipeline: Any, inputs: Mapping[str, Any] | None = None, **options: Any) -> Iterator[Event]:
+    """Synchronous :func:`astream`: a generator of the run's events (the run goes on a background thread)."""
+    return iterate_in_thread(lambda: astream(pipeline, inputs, **options))
+
+
+def stream_resume(run_id: str, **options: Any) -> Iterator[Event]:
+    """Synchronous :func:`astream_resume`."""
+    return iterate_in_thread(lambda: astream_resume(run_id, **options))
+
+
 def _decided(decide: Any, *args: Any, project: Project = None, stores: Stores | None = None, **options: Any) -> int:
     if stores is not None:
         trace = stores.trace.database if stores.trace is not None else None
@@ -183,4 +209,5 @@ def decisions(run_id: str, *, project: Project = None, stores: Stores | None = N
     """The decisions made on the run's nodes, oldest first."""
     return approvals.decisions(run_id, project=project, store=stores.runs if stores is not None else None)
 
-__all__ = ["Stores", "approve", "arun", "aresume", "decisions", "edit", "pending", "reject", "resume", "run"]
+__all__ = ["Stores", "approve", "arun", "aresume", "astream", "astream_resume", "decisions", "edit", "pending",
+           "reject", "resume", "run", "stream", "stream_resume"]

@@ -1,7 +1,9 @@
 """``contextflow run FILE`` and ``contextflow resume RUN_ID``: execute pipelines from the shell.
 
-On a terminal a live table shows each node's state, model, cost and time; with ``--json`` (or
-when the output is not a terminal) only the result is printed. Ctrl-C cancels in-flight calls,
+On a terminal a live table shows each node's state, model, cost and time; when standard output is
+a terminal, the models' replies are printed there as they stream in instead (the table would
+redraw over them). With ``--json`` (or when the output is not a terminal) only the result is
+printed. Ctrl-C cancels in-flight calls,
 keeps every finished node and prints the command that resumes the run.
 """
 
@@ -9,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -17,6 +20,7 @@ from typing import Any, Optional
 import typer
 
 from contextflow.core.errors import UserError
+from contextflow.core.events import TokenDelta
 from contextflow.core.results import to_jsonable
 from contextflow.runtime.interrupts import cancel_on_sigint
 from contextflow.cli.approvals import decide_at_terminal
@@ -142,6 +146,47 @@ class LiveView:
         return table
 
 
+# C0/C1 control characters but tab and newline: a model's reply must not drive the terminal
+# (cursor moves, colours, a rewritten title) while it is printed raw.
+_TERMINAL_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+class TokenPrinter:
+    """An event sink that prints each model reply to a terminal as it streams in, under a header
+    naming the node (and the map element and attempt, when there are several)."""
+
+    consumes_token_deltas = True
+
+    def __init__(self, out: Any) -> None:
+        self.out = out
+        self.current: tuple[str, int | None, int] | None = None
+
+    def __call__(self, event: Any) -> None:
+        if not isinstance(event, TokenDelta):
+            return
+        key = (event.node_id, event.item, event.attempt)
+        if key != self.current:
+            label = event.node_id + (f"[{event.item}]" if event.item is not None else "")
+            label += f" (attempt {event.attempt})" if event.attempt > 1 else ""
+            self.out.write(("\n" if self.current is not None else "") + f"── {label} ──\n")
+            self.current = key
+        self.out.write(_TERMINAL_CONTROLS.sub("\ufffd", event.text))
+        self.out.flush()
+
+    def close(self) -> None:
+        if self.current is not None:
+            self.out.write("\n\n")
+            self.out.flush()
+            self.current = None
+
+
+def token_printer(as_json: bool) -> TokenPrinter | None:
+    """A printer of streamed replies when standard output is a terminal (never for ``--json``)."""
+    if as_json or not sys.stdout.isatty():
+        return None
+    return TokenPrinter(sys.stdout)
+
+
 def _print_result(result: Any, as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(result.summary(), ensure_ascii=False, default=str))
@@ -181,9 +226,10 @@ def _execute(
 ) -> None:
 
     live = None
-    if not as_json and sys.stderr.isatty():
+    printer = token_printer(as_json)
+    if printer is None and not as_json and sys.stderr.isatty():
         live = LiveView(node_ids, title)
-    sinks = [live] if live is not None else []
+    sinks: list[Any] = [live] if live is not None else [printer] if printer is not None else []
     try:
         if live is not None:
             with live:
@@ -191,8 +237,12 @@ def _execute(
         else:
             result = asyncio.run(cancel_on_sigint(coro_factory(sinks)))
     except KeyboardInterrupt:
+        if printer is not None:
+            printer.close()
         typer.echo(f"cancelled; finished nodes are saved. resume with: contextflow resume {run_id}", err=True)
         raise typer.Exit(130) from None
+    if printer is not None:
+        printer.close()
     if result.status == "waiting" and not as_json:
         result = decide_at_terminal(result, project)
     _print_result(result, as_json)

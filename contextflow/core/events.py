@@ -130,20 +130,78 @@ class DecisionRecorded(Event):
     comment: str | None = None
 
 
+@dataclass(slots=True)
+class TokenDelta(Event):
+    """A piece of a model's reply as it streams in (only while something consumes deltas:
+    see :func:`consumes_token_deltas`). The attempt's AttemptFinished carries the whole reply."""
+
+    node_id: str
+    attempt: int
+    text: str
+    item: int | None = None  # index of the element when the node is a map
+
+
+@dataclass(slots=True)
+class BudgetWarning(Event):
+    """What the run has spent (or how long it has run) passed ``fraction`` of a cap; sent once
+    per cap and run. ``kind`` names the cap: cost ($), tokens or wall (seconds)."""
+
+    kind: Literal["cost", "tokens", "wall"]
+    spent: float
+    limit: float
+    fraction: float
+
+
+@dataclass(slots=True)
+class ToolCallStarted(Event):
+    """A tool node (or one element of a map over one) calls its tool with these arguments
+    (retries included: ToolCallFinished says how the last try ended)."""
+
+    node_id: str
+    tool: str
+    arguments: dict[str, Any]
+    item: int | None = None
+
+
+@dataclass(slots=True)
+class ToolCallFinished(Event):
+    """The tool returned ``result`` (``ok``), or failed for good with ``error``."""
+
+    node_id: str
+    tool: str
+    ok: bool
+    result: Any = None
+    error: str | None = None
+    duration_s: float = 0.0
+    item: int | None = None
+
+
 EventSink = Callable[[Event], None]
+
+
+def consumes_token_deltas(sink: EventSink) -> bool:
+    """Whether ``sink`` wants :class:`TokenDelta` events (it sets ``consumes_token_deltas = True``).
+
+    Model calls stream only for such a run: a streamed call costs a little more per call, and
+    nobody else reads the deltas.
+    """
+    return bool(getattr(sink, "consumes_token_deltas", False))
 
 
 class EventBus:
     """Fans events out to sinks; a failing sink is reported, never allowed to break a run."""
 
-    __slots__ = ("_sinks", "errors")
+    __slots__ = ("_sinks", "errors", "streams_tokens")
 
     def __init__(self, sinks: list[EventSink] | None = None) -> None:
         self._sinks: list[EventSink] = list(sinks or [])
         self.errors: list[tuple[EventSink, BaseException]] = []
+        #: some sink consumes token deltas, so model calls stream (see consumes_token_deltas)
+        self.streams_tokens = any(consumes_token_deltas(s) for s in self._sinks)
 
     def subscribe(self, sink: EventSink) -> None:
         self._sinks.append(sink)
+        self.streams_tokens = self.streams_tokens or consumes_token_deltas(sink)
 
     def emit(self, event: Event) -> None:
         for sink in self._sinks:

@@ -26,6 +26,7 @@ class SimOptions(BaseModel):
     latency_ms: float = Field(0.0, ge=0, description="Delay before the reply.")
     latency_dist: Literal["fixed", "uniform", "lognormal"] = "fixed"
     latency_spread: float = Field(0.0, ge=0, description="uniform: +/- ms; lognormal: sigma.")
+    chunk_delay_ms: float = Field(0.0, ge=0, description="Between streamed chunks (the latency is the time to the first).")
     output_tokens: int | None = Field(None, ge=0, description="None: count the reply's tokens.")
     failure_rates: dict[FaultKind, Probability] = Field(
         default_factory=dict, description="Fault kind -> probability per call.")

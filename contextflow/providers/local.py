@@ -11,6 +11,10 @@ with a JSON-schema ``response_format`` is decoded under the schema
 (``contextflow.providers.constrained``), so structured nodes work with a 135M model.
 ``reasoning_effort`` (a ladder rung ``local/smollm2-135m@high``) buys best-of-n sampling: low is
 one greedy answer, medium 3 samples, high 5; the first that fits the schema wins, else the longest.
+
+A streamed call (``stream=True``) yields the reply as transformers' ``TextIteratorStreamer``
+decodes it, schema-constrained or not, then a last chunk with the usage. Best-of-n cannot stream
+(the streamer follows one sequence): its chosen answer arrives as one chunk when all are done.
 """
 
 from __future__ import annotations
@@ -22,11 +26,12 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, AsyncIterator, Iterator
 
 from contextflow.core import catalog
 from contextflow.core.errors import UserError
 from contextflow.providers import model_cache
+from contextflow.providers.chunks import DistinctPieces, last_chunk, text_chunk
 from contextflow.providers.constrained import json_schema_token_filter
 
 MODEL_NAME = "smollm2-135m"
@@ -132,8 +137,20 @@ def _schema_of(optional: dict[str, Any]) -> dict[str, Any] | None:
     return None
 
 
-def generate(messages: list[dict[str, Any]], optional: dict[str, Any]) -> tuple[str, int, int, str]:
-    """(text, prompt tokens, completion tokens, finish reason); blocking."""
+def generate(messages: list[dict[str, Any]], optional: dict[str, Any], streamer: Any = None) -> tuple[str, int, int, str]:
+    """(text, prompt tokens, completion tokens, finish reason); blocking.
+
+    ``streamer`` (a transformers streamer) receives the tokens as they are generated when one
+    sequence is sampled; it is always ended, also when generation fails or samples several.
+    """
+    try:
+        return _generate(messages, optional, streamer)
+    finally:
+        if streamer is not None:
+            streamer.end()  # a reader waiting on it must not wait forever (ending twice is harmless)
+
+
+def _generate(messages: list[dict[str, Any]], optional: dict[str, Any], streamer: Any) -> tuple[str, int, int, str]:
     import torch
 
     loaded = load()
@@ -164,6 +181,8 @@ def generate(messages: list[dict[str, Any]], optional: dict[str, Any]) -> tuple[
     if schema is not None:
         # Fitted to the token budget, so the JSON can always be closed before max_new_tokens.
         kwargs["prefix_allowed_tokens_fn"] = json_schema_token_filter(tokenizer, schema, max_new)
+    if streamer is not None and samples == 1:
+        kwargs["streamer"] = streamer
     with _generate_lock, torch.inference_mode():
         output = model.generate(input_ids=input_ids, attention_mask=attention, **kwargs)
     candidates = []
@@ -198,6 +217,47 @@ def pick_best(texts: list[str], schema: dict[str, Any] | None) -> int:
             except (ValueError, jsonschema.ValidationError, jsonschema.SchemaError):
                 continue
     return max(range(len(texts)), key=lambda i: len(texts[i].strip()))
+
+
+def _rest(streamed: list[str], text: str) -> str:
+    """What of the final text the stream has not carried (all of it after best-of-n)."""
+    sent = "".join(streamed)
+    return text[len(sent):] if text.startswith(sent) else ""
+
+
+def _streamer(tokenizer: Any) -> Any:
+    from transformers import TextIteratorStreamer
+
+    return TextIteratorStreamer(tokenizer, skip_prompt=True, skip_special_tokens=True)
+
+
+async def stream_generate(messages: list[dict[str, Any]], optional: dict[str, Any]) -> AsyncIterator[tuple[str, Any]]:
+    """("text", piece) for each piece of the reply as it is generated, then ("done", (text,
+    prompt tokens, completion tokens, finish reason)). Generation runs in a worker thread."""
+    loaded = await asyncio.to_thread(load)
+    streamer = _streamer(loaded.tokenizer)
+    job = asyncio.ensure_future(asyncio.to_thread(generate, messages, optional, streamer))
+    pieces = iter(streamer)
+    streamed: list[str] = []
+    outgoing = DistinctPieces()
+    try:
+        while True:
+            piece = await asyncio.to_thread(next, pieces, None)
+            if piece is None:
+                break
+            streamed.append(piece)
+            for ready in outgoing.push(piece):
+                yield "text", ready
+        for ready in outgoing.flush():
+            yield "text", ready
+        text, prompt, completion, finish = await job
+    finally:
+        if not job.done():  # the reader left early: let generation finish in its thread, unread
+            job.add_done_callback(lambda done: done.exception())
+    rest = _rest(streamed, text)
+    if rest:
+        yield "text", rest
+    yield "done", (text, prompt, completion, finish)
 
 
 def _response(model: str, text: str, prompt_tokens: int, completion_tokens: int, finish: str) -> Any:
@@ -240,6 +300,48 @@ def _make_handler() -> Any:
             _check_model(model)
             text, prompt, completion, finish = generate(messages, kwargs.get("optional_params") or {})
             return _response(model, text, prompt, completion, finish)
+
+        async def astreaming(
+            self, model: str, messages: list[dict[str, Any]], *args: Any, **kwargs: Any
+        ) -> AsyncIterator[dict[str, Any]]:
+            _check_model(model)
+            async for kind, value in stream_generate(messages, kwargs.get("optional_params") or {}):
+                if kind == "text":
+                    yield text_chunk(value)
+                else:
+                    _, prompt, completion, finish = value
+                    yield last_chunk(f"local/{model}", prompt, completion, finish, 0.0)
+
+        def streaming(self, model: str, messages: list[dict[str, Any]], *args: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
+            _check_model(model)
+            optional = kwargs.get("optional_params") or {}
+            streamer = _streamer(load().tokenizer)
+            outcome: dict[str, Any] = {}
+
+            def work() -> None:
+                try:
+                    outcome["result"] = generate(messages, optional, streamer)
+                except BaseException as exc:  # raised in the reading thread below
+                    outcome["error"] = exc
+
+            thread = threading.Thread(target=work, name="contextflow-local-stream", daemon=True)
+            thread.start()
+            streamed = []
+            outgoing = DistinctPieces()
+            for piece in streamer:
+                streamed.append(piece)
+                for ready in outgoing.push(piece):
+                    yield text_chunk(ready)
+            for ready in outgoing.flush():
+                yield text_chunk(ready)
+            thread.join()
+            if "error" in outcome:
+                raise outcome["error"]
+            text, prompt, completion, finish = outcome["result"]
+            rest = _rest(streamed, text)
+            if rest:
+                yield text_chunk(rest)
+            yield last_chunk(f"local/{model}", prompt, completion, finish, 0.0)
 
     return LocalLLM()
 

@@ -9,6 +9,10 @@ prompt, a script, or JSON conforming to the requested schema). Configure a model
 
 Everything random is drawn from a generator seeded by (seed, model, prompt, how many times this
 prompt was sent before), so a run is reproducible even when calls interleave differently.
+
+A streamed call (``stream=True``) gets the same reply in word-sized chunks: the first after the
+latency, each later one ``chunk_delay_ms`` after the one before, and a last chunk with the usage
+and the provider's price. A call that does not stream waits as long as the whole stream would.
 """
 
 from __future__ import annotations
@@ -17,16 +21,18 @@ import asyncio
 import hashlib
 import json
 import random
+import re
 import threading
 import time
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Literal
+from typing import Any, AsyncIterator, Iterator, Literal
 
 from pydantic import ValidationError
 from contextflow.core.tokens import count_message_tokens, count_tokens
+from contextflow.providers.chunks import distinct, last_chunk, text_chunk
 
 from contextflow.core import catalog
-from contextflow.core.sim_options import FaultKind, SimOptions
+from contextflow.core.sim_options import SimOptions
 
 DEFAULT_INPUT_COST = catalog.SIM_INPUT_COST
 DEFAULT_OUTPUT_COST = catalog.SIM_OUTPUT_COST
@@ -43,6 +49,7 @@ class SimConfig:
     latency_ms: float = 0.0
     latency_dist: Literal["fixed", "uniform", "lognormal"] = "fixed"
     latency_spread: float = 0.0  # uniform: +/- ms; lognormal: sigma
+    chunk_delay_ms: float = 0.0  # between streamed chunks (the latency is the time to the first)
     output_tokens: int | None = None  # None: count the reply's tokens
     failure_rates: dict[str, float] = field(default_factory=dict)  # fault kind -> probability per call
     fail_first: list[str] = field(default_factory=list)  # faults for the first calls of each conversation
@@ -185,6 +192,19 @@ class _Plan:
     completion_tokens: int
     hang_s: float
     cost_usd: float
+    chunk_delay_s: float = 0.0
+
+    def chunks(self) -> list[str]:
+        """The reply in word-sized pieces (each word with the whitespace after it)."""
+        return list(distinct(_PIECE.findall(self.content)))
+
+    @property
+    def total_s(self) -> float:
+        """How long the whole reply takes: the latency, then a delay before every later chunk."""
+        return self.latency_s + max(len(self.chunks()) - 1, 0) * self.chunk_delay_s
+
+
+_PIECE = re.compile(r"\s+|\S+\s*")
 
 
 def _plan(model: str, messages: list[dict[str, Any]], optional: dict[str, Any]) -> _Plan:
@@ -226,7 +246,8 @@ def _plan(model: str, messages: list[dict[str, Any]], optional: dict[str, Any]) 
     if declared is not None and not {"input_cost_per_token", "output_cost_per_token"} & set(overrides):
         in_price, out_price = declared.input_cost_per_token, declared.output_cost_per_token  # e.g. a pipeline's models:
     cost = prompt_tokens * in_price + completion * out_price
-    return _Plan(max(latency, 0.0) / 1000.0, fault, content, prompt_tokens, completion, cfg.hang_s, cost)
+    return _Plan(max(latency, 0.0) / 1000.0, fault, content, prompt_tokens, completion, cfg.hang_s, cost,
+                 max(cfg.chunk_delay_ms, 0.0) / 1000.0)
 
 
 def _reply(cfg: SimConfig, messages: list[dict[str, Any]], optional: dict[str, Any]) -> str:
@@ -313,8 +334,8 @@ def _make_handler() -> Any:
             with _Tracker(model) as tracker:
                 if plan.fault == "timeout":
                     await asyncio.sleep(plan.hang_s)
-                elif plan.latency_s:
-                    await asyncio.sleep(plan.latency_s)
+                elif plan.total_s:
+                    await asyncio.sleep(plan.total_s)
                 tracker.fault(plan.fault)
                 if plan.fault and plan.fault != "malformed_json":
                     _raise(plan.fault, model)
@@ -323,11 +344,41 @@ def _make_handler() -> Any:
         def completion(self, model: str, messages: list[dict[str, Any]], *args: Any, **kwargs: Any) -> Any:
             plan = _plan(model, messages, kwargs.get("optional_params") or {})
             with _Tracker(model) as tracker:
-                time.sleep(plan.hang_s if plan.fault == "timeout" else plan.latency_s)
+                time.sleep(plan.hang_s if plan.fault == "timeout" else plan.total_s)
                 tracker.fault(plan.fault)
                 if plan.fault and plan.fault != "malformed_json":
                     _raise(plan.fault, model)
             return _response(model, plan)
+
+        async def astreaming(
+            self, model: str, messages: list[dict[str, Any]], *args: Any, **kwargs: Any
+        ) -> AsyncIterator[dict[str, Any]]:
+            plan = _plan(model, messages, kwargs.get("optional_params") or {})
+            with _Tracker(model) as tracker:
+                wait = plan.hang_s if plan.fault == "timeout" else plan.latency_s
+                if wait:
+                    await asyncio.sleep(wait)
+                tracker.fault(plan.fault)
+                if plan.fault and plan.fault != "malformed_json":
+                    _raise(plan.fault, model)
+                for index, piece in enumerate(plan.chunks()):
+                    if index and plan.chunk_delay_s:
+                        await asyncio.sleep(plan.chunk_delay_s)
+                    yield text_chunk(piece)
+            yield last_chunk(f"sim/{model}", plan.prompt_tokens, plan.completion_tokens, "stop", plan.cost_usd)
+
+        def streaming(self, model: str, messages: list[dict[str, Any]], *args: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
+            plan = _plan(model, messages, kwargs.get("optional_params") or {})
+            with _Tracker(model) as tracker:
+                time.sleep(plan.hang_s if plan.fault == "timeout" else plan.latency_s)
+                tracker.fault(plan.fault)
+                if plan.fault and plan.fault != "malformed_json":
+                    _raise(plan.fault, model)
+                for index, piece in enumerate(plan.chunks()):
+                    if index and plan.chunk_delay_s:
+                        time.sleep(plan.chunk_delay_s)
+                    yield text_chunk(piece)
+            yield last_chunk(f"sim/{model}", plan.prompt_tokens, plan.completion_tokens, "stop", plan.cost_usd)
 
     return SimulatedLLM()
 

@@ -35,6 +35,7 @@ from contextflow.runtime.store import RunStore
 from contextflow.core.state import StateDir
 from contextflow.runtime.approvals import gate_for, granted
 from contextflow.runtime.calls import litellm_module
+from contextflow.runtime.progress import watch_budget
 
 _TYPES: dict[str, tuple[type, ...]] = {
     "string": (str,), "integer": (int,), "number": (int, float), "boolean": (bool,), "array": (list, tuple),
@@ -127,6 +128,7 @@ async def _execute(
 
         litellm_module()
     bus = EventBus(list(sinks))
+    watch_budget(bus, budget)  # BudgetWarning events as a cap nears
     own_executor = executor is None
     executor = executor or LocalExecutor()
     ctx = RunContext(

@@ -3,16 +3,19 @@
 :func:`call_model` is the unit of work an executor runs for an ``llm`` node attempt. It returns
 plain data (text, usage, the model that answered) so it can cross a process boundary; pricing is
 done by the scheduler with :func:`price_call`, where the run's custom model declarations live.
+:func:`stream_model` is the same call streamed: each piece of the reply goes to a callback as it
+arrives, and it returns what :func:`call_model` would.
 """
 
 from __future__ import annotations
 
 import threading
-from typing import Any
+import time
+from typing import Any, Callable
 
 from contextflow.core import catalog
 from contextflow.core.events import Usage
-from contextflow.core.tokens import count_message_tokens
+from contextflow.core.tokens import count_message_tokens, count_tokens
 from contextflow.runtime.structured import without_lone_surrogates
 from contextflow.providers import register_all
 
@@ -58,6 +61,93 @@ async def call_model(model: str, messages: list[dict[str, Any]], params: dict[st
         },
         "provider_cost_usd": hidden.get("response_cost"),
     }
+
+
+async def stream_model(
+    model: str, messages: list[dict[str, Any]], params: dict[str, Any], on_delta: Callable[[str], None] | None = None,
+) -> dict[str, Any]:
+    """:func:`call_model` streamed: ``on_delta(text)`` gets each piece of the reply as it arrives.
+
+    The result has :func:`call_model`'s keys, plus ``time_to_first_token_s``. Usage comes from the
+    stream's usage block (asked for with ``include_usage``); a provider that sends none has its
+    tokens counted with the model's tokenizer. A provider's own price and model name ride in the
+    chunks' ``provider_specific_fields`` (contextflow's providers put them there).
+    """
+    litellm = litellm_module()
+    chosen = {k: v for k, v in params.items() if k not in ("stream", "stream_options")}
+    started = time.monotonic()
+    stream = await litellm.acompletion(
+        model=model, messages=messages, stream=True, stream_options={"include_usage": True}, **chosen
+    )
+    pieces: list[str] = []
+    calls: dict[int, dict[str, Any]] = {}
+    usage: Any = None
+    finish: str | None = None
+    response_model: str | None = None
+    provider_cost: float | None = None
+    provider_model: str | None = None
+    first: float | None = None
+    try:
+        async for chunk in stream:
+            usage = getattr(chunk, "usage", None) or usage
+            response_model = getattr(chunk, "model", None) or response_model
+            for choice in getattr(chunk, "choices", None) or ():
+                finish = getattr(choice, "finish_reason", None) or finish
+                delta = getattr(choice, "delta", None)
+                if delta is None:
+                    continue
+                text = getattr(delta, "content", None)
+                if text:
+                    if first is None:
+                        first = time.monotonic() - started
+                    text = without_lone_surrogates(text)
+                    pieces.append(text)
+                    if on_delta is not None:
+                        on_delta(text)
+                for call in getattr(delta, "tool_calls", None) or ():
+                    _add_tool_call_delta(calls, call)
+                fields = getattr(delta, "provider_specific_fields", None) or {}
+                if fields.get("response_cost") is not None:
+                    provider_cost = float(fields["response_cost"])
+                provider_model = fields.get("response_model") or provider_model
+    except litellm.exceptions.MidStreamFallbackError as exc:
+        # litellm wraps every error a stream raises (for its router's fallbacks); the provider's
+        # own error is what retries and reports classify, as they do for a call that does not stream.
+        if isinstance(exc.original_exception, Exception):
+            raise exc.original_exception from None
+        raise
+    content = without_lone_surrogates("".join(pieces))
+    if usage is not None and (getattr(usage, "prompt_tokens", 0) or getattr(usage, "completion_tokens", 0)):
+        counts = {
+            "input_tokens": int(getattr(usage, "prompt_tokens", 0) or 0),
+            "output_tokens": int(getattr(usage, "completion_tokens", 0) or 0),
+            "cache_read_tokens": int(_nested(usage, "prompt_tokens_details", "cached_tokens")),
+            "reasoning_tokens": int(_nested(usage, "completion_tokens_details", "reasoning_tokens")),
+        }
+    else:  # no usage block: count what was sent and what came back with the model's tokenizer
+        counts = {"input_tokens": count_prompt_tokens(model, messages), "output_tokens": count_tokens(content, model),
+                  "cache_read_tokens": 0, "reasoning_tokens": 0}
+    return {
+        "content": content,
+        "finish_reason": finish,
+        "tool_calls": [calls[i] for i in sorted(calls)] or None,
+        "response_model": provider_model or response_model,
+        "usage": counts,
+        "provider_cost_usd": provider_cost,
+        "time_to_first_token_s": first,
+    }
+
+
+def _add_tool_call_delta(calls: dict[int, dict[str, Any]], delta: Any) -> None:
+    """Fold one streamed fragment of a tool call into the whole call (id, name, arguments)."""
+    index = int(getattr(delta, "index", None) or 0)
+    call = calls.setdefault(index, {"id": None, "type": "function", "function": {"name": "", "arguments": ""}})
+    call["id"] = getattr(delta, "id", None) or call["id"]
+    call["type"] = getattr(delta, "type", None) or call["type"]
+    function = getattr(delta, "function", None)
+    if function is not None:
+        call["function"]["name"] += getattr(function, "name", None) or ""
+        call["function"]["arguments"] += getattr(function, "arguments", None) or ""
 
 
 def _nested(obj: Any, first: str, second: str) -> int:

@@ -28,6 +28,7 @@ from contextflow.runtime.executor import Work, is_async_callable
 from contextflow.runtime.ladder import call_by_strategy
 from contextflow.runtime.llm import LLMCaller, node_cache_key, primary_models, render_messages
 from contextflow.runtime.policies import NodePolicies, policies_for
+from contextflow.runtime.progress import reported_tool_call
 from contextflow.core.results import NodeResult
 from contextflow.runtime.structured import OutputValidationError, validate
 from contextflow.runtime.tools import BUILTIN_TOOLS
@@ -207,7 +208,8 @@ async def run_tool(
         kwargs = {**kwargs, "workdir": str(ctx.workdir)}
     else:
         fn = _callable(node.tool, ctx.allowlist)
-    value, spend = await _run_callable(ctx, node, node_id, policies, "tool", fn, kwargs, item)
+    call = _run_callable(ctx, node, node_id, policies, "tool", fn, kwargs, item)
+    value, spend = await reported_tool_call(ctx, node_id, node.tool, kwargs, item, call)
     return _ok(node_id, value, spend, started)
 
 

@@ -31,6 +31,7 @@ from contextflow.runtime.context import RunContext, provider_of
 from contextflow.core.events import AttemptStarted, Usage
 from contextflow.runtime.executor import Work
 from contextflow.runtime.policies import NodePolicies, error_kind
+from contextflow.runtime.progress import model_call
 from contextflow.runtime.structured import (
     OutputValidationError,
     parse_structured,
@@ -132,8 +133,12 @@ class LLMCaller:
                 # and time spent queueing behind a provider limit shows as a gap in the node's span.
                 ctx.emit(AttemptStarted(ctx.run_id, self.node_id, number, model, prompt=messages, item=self.item))
                 started, wall = time.monotonic(), time.time()
+                call, call_args = model_call(  # streamed when the run's token deltas are consumed
+                    ctx, self.node_id, number, self.item, call_model,
+                    {"model": rung.model, "messages": messages, "params": params},
+                )
                 work = Work(
-                    self.node_id, "llm", call_model, {"model": rung.model, "messages": messages, "params": params},
+                    self.node_id, "llm", call, call_args,
                     is_async=True, resources=dict(self.node.resources), attempt=number,
                 )
                 raw = await submit_timed(ctx, work, self.policies)
@@ -157,6 +162,7 @@ class LLMCaller:
             number, True, model, item=self.item, purpose=purpose, usage=usage, cost_usd=cost, cost_source=source,
             latency_s=latency, provider=provider_of(model), response_model=raw.get("response_model"),
             started_at=wall, stepped_down=self.step_note, prompt=messages, response=raw["content"],
+            time_to_first_token_s=raw.get("time_to_first_token_s"),
         )
         self.step_note = None
         return raw, attempt

@@ -18,6 +18,7 @@ from contextflow.core.errors import UserError
 from contextflow.ui.guard import ViewerAccess, ViewerGuard, is_loopback, new_secret
 from contextflow.ui.page import live_page
 from contextflow.ui import approvals
+from contextflow.ui import live
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8321
@@ -84,6 +85,7 @@ def create_app(state: StateDir | None = None, *, access: ViewerAccess | None = N
 def _include_extensions(app: Any, state: StateDir, access: ViewerAccess) -> None:
     """Routers other features add (approvals) live in their own modules and plug in here."""
     app.include_router(approvals.create_router(state, csrf=access.csrf))
+    app.include_router(live.create_router(state))  # the live feed of running runs (server-sent events)
 
 
 def viewer_access(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *, allow_remote: bool = False) -> ViewerAccess:

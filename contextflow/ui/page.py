@@ -2,6 +2,7 @@
 
 Both forms share the same HTML, CSS and JavaScript shipped in ``static/``; the export inlines
 them with the run's data as a JSON script element, so it opens from disk with no server or network.
+Only the live page loads ``live.js`` (it follows a running run through the server's feed).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def live_page(csrf: str = "") -> str:
         .replace("<!--CF_HEAD-->", meta)
         .replace("<!--CF_STYLE-->", '<link rel="stylesheet" href="/static/style.css">')
         .replace("<!--CF_DATA-->", "")
-        .replace("<!--CF_SCRIPT-->", '<script src="/static/app.js"></script>')
+        .replace("<!--CF_SCRIPT-->", '<script src="/static/live.js"></script><script src="/static/app.js"></script>')
     )
 
 

@@ -46,3 +46,28 @@ async def test_local_model_answers_through_the_scheduler(state_home, models_dir,
     assert (models_dir / local.CONVERTED_DIR / "config.json").is_file()  # the converted copy is cached
     loaded = next(iter(local._loaded.values()))
     assert loaded.device in ("cpu", "cuda")
+
+
+async def test_a_streamed_local_reply_equals_the_whole_one_and_schema_calls_stream_under_the_schema(models_dir):
+    import json
+
+    import jsonschema
+
+    from contextflow.runtime.calls import call_model, stream_model
+
+    messages = [{"role": "user", "content": "Say hello to the world in one sentence."}]
+    whole = await call_model("local/smollm2-135m", messages, {"max_tokens": 12})  # greedy: the same tokens
+    pieces: list[str] = []
+    streamed = await stream_model("local/smollm2-135m", messages, {"max_tokens": 12}, pieces.append)
+    assert len(pieces) > 1 and "".join(pieces) == streamed["content"] == whole["content"]
+    assert streamed["usage"] == whole["usage"] and streamed["provider_cost_usd"] == 0.0
+    assert streamed["response_model"] == whole["response_model"] == "local/smollm2-135m"
+    assert streamed["time_to_first_token_s"] is not None
+
+    schema = {"type": "object", "properties": {"greeting": {"type": "string"}}, "required": ["greeting"]}
+    fmt = {"type": "json_schema", "json_schema": {"name": "g", "schema": schema}}
+    pieces.clear()
+    structured = await stream_model("local/smollm2-135m", messages, {"max_tokens": 30, "response_format": fmt},
+                                    pieces.append)
+    assert len(pieces) > 1 and "".join(pieces) == structured["content"]
+    jsonschema.validate(json.loads(structured["content"]), schema)  # decoded under the schema while streaming

@@ -115,3 +115,61 @@ async def test_wrong_sim_options_in_a_call_are_a_bad_request_not_a_connection_er
         await litellm.acompletion(model="sim/echo", messages=[{"role": "user", "content": "x"}],
                                   sim={"latency_ms": "slow"})
     assert not is_retryable(caught.value)
+async def test_a_streamed_reply_comes_in_chunks_with_the_usage_and_price_at_the_end(litellm):
+    simulated.configure("ptest-stream", input_cost_per_token=1e-6, output_cost_per_token=3e-6)
+    messages = [{"role": "user", "content": "the quick brown fox jumps over the lazy dog"}]
+    whole = await litellm.acompletion(model="sim/ptest-stream", messages=messages)
+    stream = await litellm.acompletion(model="sim/ptest-stream", messages=messages, stream=True,
+                                       stream_options={"include_usage": True})
+    pieces, usage, fields = [], None, {}
+    async for chunk in stream:
+        usage = getattr(chunk, "usage", None) or usage
+        for choice in chunk.choices:
+            if choice.delta.content:
+                pieces.append(choice.delta.content)
+            fields.update(choice.delta.provider_specific_fields or {})
+    assert pieces[:3] == ["the ", "quick ", "brown "] and len(pieces) == 9
+    assert "".join(pieces) == whole.choices[0].message.content
+    assert (usage.prompt_tokens, usage.completion_tokens) == (whole.usage.prompt_tokens, whole.usage.completion_tokens)
+    assert fields["response_cost"] == pytest.approx(whole._hidden_params["response_cost"])
+    assert fields["response_model"] == "sim/ptest-stream"
+
+
+async def test_chunk_delay_spaces_the_chunks_and_a_whole_reply_waits_for_all_of_them(litellm, monkeypatch):
+    simulated.configure("ptest-paced", latency_ms=40, chunk_delay_ms=10)
+    waits: list[float] = []
+    real_sleep = simulated.asyncio.sleep
+
+    async def recorded(seconds: float) -> None:
+        waits.append(round(seconds, 6))
+        await real_sleep(0)
+
+    monkeypatch.setattr(simulated.asyncio, "sleep", recorded)
+    messages = [{"role": "user", "content": "one two three four"}]
+    stream = await litellm.acompletion(model="sim/ptest-paced", messages=messages, stream=True)
+    text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    assert text == "one two three four"
+    assert waits == [0.04, 0.01, 0.01, 0.01]  # to the first chunk, then between chunks
+    waits.clear()
+    await litellm.acompletion(model="sim/ptest-paced", messages=messages)
+    assert waits == [pytest.approx(0.07)]
+
+
+def test_a_repeated_word_never_fills_two_chunks_in_a_row() -> None:
+    from contextflow.providers.chunks import distinct
+
+    pieces = ["ha "] * 250 + ["done"]
+    sent = list(distinct(pieces))
+    assert "".join(sent) == "".join(pieces)
+    assert all(a != b for a, b in zip(sent, sent[1:]))
+    ending = list(distinct(["x ", "y ", "y "]))
+    assert "".join(ending) == "x y y " and ending[-1] == "y "  # only the last may repeat the one before
+
+
+async def test_a_long_repetitive_reply_streams_whole(litellm):
+    # litellm fails a stream whose last 100 chunks are equal; the sim must never send such a run.
+    simulated.configure("ptest-repeat", reply="word " * 300)
+    stream = await litellm.acompletion(model="sim/ptest-repeat", messages=[{"role": "user", "content": "go"}],
+                                       stream=True)
+    text = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    assert text == "word " * 300

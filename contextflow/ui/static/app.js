@@ -356,6 +356,8 @@ async function renderRun(runId, openNode) {
     h("div", { class: "grid2" }, breakdown("Cost by node", Object.entries(run.by_node), "by-node"), breakdown("Cost by model", Object.entries(run.by_model), "by-model")),
     whatIf, details);
   if (openNode && run.by_node[openNode]) pick(openNode);
+  // live.js: while the run is going, draw it again as its trace grows (keeping the open node).
+  if (!EMBEDDED && typeof watchRun === "function") watchRun(run, (open) => renderRun(run.run_id, selected || open).catch(showError));
 }
 
 // ---- compare ----------------------------------------------------------------------------------
