@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -70,7 +71,7 @@ def _share(hits: int, total: int) -> float:
 
 def _git(root: Path, *args: str) -> None:
     env = {"GIT_AUTHOR_NAME": "b", "GIT_AUTHOR_EMAIL": "b@example.invalid", "GIT_COMMITTER_NAME": "b",
-           "GIT_COMMITTER_EMAIL": "b@example.invalid", "PATH": "/usr/bin:/bin"}
+           "GIT_COMMITTER_EMAIL": "b@example.invalid", "PATH": os.environ.get("PATH", "")}
     subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, env=env)
 
 
